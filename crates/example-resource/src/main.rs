@@ -1,0 +1,3 @@
+fn main() {
+    protocol::main(example_resource::Example)
+}

@@ -1,0 +1,144 @@
+//! Logging: `tracing` events to stderr, the way Concourse users read a build log.
+//!
+//! Info lines are plain text; warnings and errors carry a coloured `warning:`/`error:` prefix
+//! (Concourse renders ANSI); debug lines (only with `source.debug: true`) are dimmed. No
+//! timestamps: Concourse adds its own. The writer is shared so that in-process test runs can
+//! capture the log exactly as a user would see it.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+pub(crate) const RED: &str = "\x1b[31m";
+pub(crate) const YELLOW: &str = "\x1b[33m";
+pub(crate) const DIM: &str = "\x1b[2m";
+pub(crate) const RESET: &str = "\x1b[0m";
+
+/// A cloneable handle on the step's stderr.
+#[derive(Clone)]
+pub struct SharedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl fmt::Debug for SharedWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedWriter")
+    }
+}
+
+impl SharedWriter {
+    pub fn new(w: impl Write + Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(w))))
+    }
+
+    /// The process's stderr.
+    pub fn stderr() -> Self {
+        Self::new(io::stderr())
+    }
+
+    /// An in-memory buffer and a writer into it (for tests).
+    pub fn buffer() -> (Self, Arc<Mutex<Vec<u8>>>) {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        (Self::new(BufferWriter(buf.clone())), buf)
+    }
+}
+
+impl Write for SharedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for SharedWriter {
+    type Writer = SharedWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The line format described in the module header.
+struct ConcourseFormat;
+
+impl<S, N> FormatEvent<S, N> for ConcourseFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let (colour, prefix) = match *event.metadata().level() {
+            Level::ERROR => (RED, "error: "),
+            Level::WARN => (YELLOW, "warning: "),
+            Level::INFO => ("", ""),
+            _ => (DIM, "debug: "),
+        };
+        write!(writer, "{colour}{prefix}")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        if colour.is_empty() {
+            writeln!(writer)
+        } else {
+            writeln!(writer, "{RESET}")
+        }
+    }
+}
+
+/// The subscriber for one step: everything at `info` and above, `debug` too when asked.
+pub fn subscriber(stderr: SharedWriter, debug: bool) -> impl Subscriber + Send + Sync {
+    let level = if debug { Level::DEBUG } else { Level::INFO };
+    tracing_subscriber::fmt()
+        .with_writer(stderr)
+        .with_ansi(true)
+        .with_max_level(level)
+        .event_format(ConcourseFormat)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_is_plain_and_warnings_are_prefixed_and_debug_only_when_asked() {
+        let (w, buf) = SharedWriter::buffer();
+        tracing::subscriber::with_default(subscriber(w, false), || {
+            tracing::info!("pushed {} bytes", 42);
+            tracing::warn!("tag-only reference");
+            tracing::debug!("request detail");
+        });
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            format!("pushed 42 bytes\n{YELLOW}warning: tag-only reference{RESET}\n")
+        );
+
+        let (w, buf) = SharedWriter::buffer();
+        tracing::subscriber::with_default(subscriber(w, true), || tracing::debug!("detail"));
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, format!("{DIM}debug: detail{RESET}\n"));
+    }
+}
