@@ -162,7 +162,8 @@ fn command(args: &[OsString]) -> Result<Command, String> {
         Some(_) => (name.to_owned(), args.get(1..).unwrap_or(&[])),
         None => match args.get(1).and_then(|a| a.to_str()) {
             Some(w) => (w.to_owned(), args.get(2..).unwrap_or(&[])),
-            None => return Err("no step given".into()),
+            None if name.is_empty() => return Err("no step given".into()),
+            None => return Err(format!("no step given (called as \"{}\")", one_line(name))),
         },
     };
     match word.as_str() {
@@ -335,10 +336,13 @@ mod tests {
 
     #[test]
     fn anything_else_is_a_usage_error() {
-        assert_eq!(command(&args(&["gcr-image"])), Err("no step given".into()));
+        assert_eq!(
+            command(&args(&["gcr-image"])),
+            Err("no step given (called as \"gcr-image\")".into())
+        );
         assert_eq!(
             command(&args(&["/opt/resource/deploy"])),
-            Err("no step given".into())
+            Err("no step given (called as \"deploy\")".into())
         );
         assert_eq!(
             command(&args(&["gcr-image", "chek"])),

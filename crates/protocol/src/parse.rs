@@ -45,8 +45,8 @@ pub(crate) fn parse_request<T: DeserializeOwned>(
 ) -> Result<Parsed<T>, String> {
     if bytes.len() > MAX_REQUEST {
         return Err(format!(
-            "request: larger than {} KiB; Concourse requests are small, so check for a file pasted into source or params",
-            MAX_REQUEST / 1024
+            "request: larger than {} MiB; Concourse requests are small, so check for a file pasted into source or params",
+            MAX_REQUEST / (1024 * 1024)
         ));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -166,15 +166,15 @@ fn describe(err: &serde_path_to_error::Error<serde_json::Error>, examples: &[(&s
             known.push("debug".to_owned());
         }
         let full = join(field);
-        let suggestion = closest(field, &known)
-            .map(|k| format!("did you mean \"{k}\"? "))
-            .unwrap_or_default();
         let list = if known.is_empty() {
             "none are allowed here".to_owned()
         } else {
             format!("known keys: {}", known.join(", "))
         };
-        return format!("{full}: unknown key; {suggestion}({list})");
+        return match closest(field, &known) {
+            Some(k) => format!("{full}: unknown key; did you mean \"{k}\"? ({list})"),
+            None => format!("{full}: unknown key; {list}"),
+        };
     }
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
         let given = rest.split('`').next().unwrap_or("");
@@ -323,7 +323,7 @@ mod tests {
             "verison: unknown key; did you mean \"version\"? (known keys: source, version)"
         );
         let far = err(r#"{"source": {"repository": "r", "zzzzzz": 1}}"#);
-        assert!(far.starts_with("source.zzzzzz: unknown key; (known keys:"), "{far}");
+        assert!(far.starts_with("source.zzzzzz: unknown key; known keys: "), "{far}");
     }
 
     #[test]

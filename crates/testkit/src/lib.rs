@@ -174,6 +174,11 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// A binary at a known path (`env!("CARGO_BIN_EXE_<name>")` in the crate's own tests).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
     /// The workspace binary `name` from the same target directory as the running test.
     #[track_caller]
     pub fn find(name: &str) -> Self {

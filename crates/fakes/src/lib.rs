@@ -1,0 +1,11 @@
+//! Test doubles of external systems, shared by every test and by the demo.
+//!
+//! Each double listens on a free 127.0.0.1 port, runs on its own thread and runtime (so
+//! synchronous tests and the harness's own runtime never share one), and stops when dropped.
+//! A double must behave like the real system on everything we use; each module says what it
+//! is checked against.
+
+pub mod feed;
+mod server;
+
+pub use server::Server;
