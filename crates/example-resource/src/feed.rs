@@ -5,7 +5,10 @@ use crate::source::Config;
 use anyhow::Context as _;
 
 fn client() -> anyhow::Result<reqwest::Client> {
-    httpc::client(&httpc::Options::new(concat!("example-resource/", env!("CARGO_PKG_VERSION"))))
+    httpc::client(&httpc::Options::new(concat!(
+        "example-resource/",
+        env!("CARGO_PKG_VERSION")
+    )))
 }
 
 fn authorize(req: reqwest::RequestBuilder, config: &Config) -> reqwest::RequestBuilder {
@@ -53,7 +56,11 @@ pub async fn append(config: &Config, version: &Version) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("publish to the feed at {}", config.url))?;
     if !response.status().is_success() {
-        anyhow::bail!("publish to the feed at {}: HTTP {}", config.url, response.status());
+        anyhow::bail!(
+            "publish to the feed at {}: HTTP {}",
+            config.url,
+            response.status()
+        );
     }
     Ok(())
 }

@@ -33,7 +33,10 @@ pub struct PutParams {
 impl PutParams {
     pub fn file(&self) -> Result<String, FieldError> {
         match self.file.as_deref() {
-            None | Some("") => Err(FieldError::missing("params.file", "\"build-output/version\"")),
+            None | Some("") => Err(FieldError::missing(
+                "params.file",
+                "\"build-output/version\"",
+            )),
             Some(f) if f.starts_with('/') || f.split('/').any(|c| c == "..") => Err(
                 FieldError::new("params.file", "must be a path inside the build's directory"),
             ),
@@ -55,10 +58,16 @@ impl TryFrom<Source> for Config {
 
     fn try_from(source: Source) -> Result<Self, FieldError> {
         let url = reqwest::Url::parse(&source.url).map_err(|e| {
-            FieldError::new("source.url", format!("not a URL ({e}); e.g. \"http://feed.example.com/versions\""))
+            FieldError::new(
+                "source.url",
+                format!("not a URL ({e}); e.g. \"http://feed.example.com/versions\""),
+            )
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(FieldError::new("source.url", "must start with http:// or https://"));
+            return Err(FieldError::new(
+                "source.url",
+                "must start with http:// or https://",
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(FieldError::new(
@@ -67,7 +76,10 @@ impl TryFrom<Source> for Config {
             ));
         }
         if source.token.as_ref().is_some_and(Secret::is_empty) {
-            return Err(FieldError::new("source.token", "is empty; remove it or set a token"));
+            return Err(FieldError::new(
+                "source.token",
+                "is empty; remove it or set a token",
+            ));
         }
         Ok(Self {
             url,

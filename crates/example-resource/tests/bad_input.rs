@@ -17,8 +17,21 @@ struct Case {
     message: &'static str,
 }
 
-fn case(what: &'static str, argv0: &'static str, stdin: impl Into<Vec<u8>>, exit: i32, message: &'static str) -> Case {
-    Case { what, argv0, args: Vec::new(), stdin: stdin.into(), exit, message }
+fn case(
+    what: &'static str,
+    argv0: &'static str,
+    stdin: impl Into<Vec<u8>>,
+    exit: i32,
+    message: &'static str,
+) -> Case {
+    Case {
+        what,
+        argv0,
+        args: Vec::new(),
+        stdin: stdin.into(),
+        exit,
+        message,
+    }
 }
 
 #[test]
@@ -36,35 +49,170 @@ fn every_bad_input_is_one_line_a_nonzero_exit_and_no_panic() {
     big.extend_from_slice(br#""}}"#);
 
     let mut cases = vec![
-        case("empty stdin", "check", "", 1, "request: stdin is empty; Concourse sends a JSON object, e.g. echo '{\"source\": {...}}' | example-resource check"),
-        case("not JSON", "check", "source: {url: x}", 1, "request: not valid JSON (expected value at line 1 column 1)"),
-        case("a JSON array", "check", "[{\"source\": {}}]", 1, "request: expected a JSON object {\"source\": {...}}, got a list"),
-        case("missing source", "check", "{\"version\": null}", 1, "source: missing; the request needs the resource's configuration (\"source\": {...})"),
-        case("missing required key", "check", with_secret(json!({})), 1, "source.url: missing; set it to e.g. \"http://feed.example.com/versions\""),
-        case("typo of a real key", "check", with_secret(json!({"url": "http://x", "prefx": "v"})), 1, "source.prefx: unknown key; did you mean \"prefix\"? (known keys: url, token, prefix, debug)"),
-        case("unknown top-level key", "check", "{\"source\": {\"url\": \"http://x\"}, \"verison\": {}}", 1, "verison: unknown key; did you mean \"version\"? (known keys: source, version)"),
-        case("a list where a string is meant", "check", with_secret(json!({"url": ["http://x"]})), 1, "source.url: expected a string, got a list"),
-        case("a boolean where a string is meant", "check", with_secret(json!({"url": "http://x", "prefix": true})), 1, "source.prefix: expected a string, got a boolean; quote it in the pipeline (YAML reads yes/no/on/off/true/false as booleans)"),
-        case("a decimal where a string is meant", "check", with_secret(json!({"url": "http://x", "prefix": 1.10})), 1, "source.prefix: expected a string, got a decimal number; quote it in the pipeline so YAML keeps it as written (e.g. \"2.10\")"),
-        case("a string where an object is meant", "check", "{\"source\": \"http://x\"}", 1, "source: expected an object, got a string"),
-        case("debug not a boolean", "check", "{\"source\": {\"url\": \"http://x\", \"debug\": \"yes\"}}", 1, "source.debug: expected true or false, got a string"),
-        case("10 MB of input", "check", big, 1, "request: larger than 1 MiB; Concourse requests are small, so check for a file pasted into source or params"),
-        case("invalid UTF-8", "check", b"{\"source\": {\"url\": \"\xff\xfe\"}}".to_vec(), 1, "request: not valid UTF-8 (at byte 20); send a JSON object"),
-        case("null version for in", "in", with_secret(json!({"url": "http://x"})).into_iter().collect::<Vec<u8>>(), 1, ""),
-        case("unknown argv[0]", "deploy", "{}", 2, "no step given (called as \"deploy\"); usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
-        case("unknown step word", "example-resource", "{}", 2, "unknown step \"chek\"; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
-        case("in without its directory", "in", "{}", 2, "in needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
-        case("out without its directory", "out", "{}", 2, "out needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
-        case("out with a missing directory", "out", with_secret(json!({"url": "http://x"})), 1, "out: the sources directory /nonexistent/dir does not exist; pass the build's working directory"),
-        case("a bad URL", "check", with_secret(json!({"url": "feed.example.com"})), 1, "source.url: not a URL (relative URL without a base); e.g. \"http://feed.example.com/versions\""),
-        case("credentials in the URL", "check", with_secret(json!({"url": format!("http://user:{CANARY}@x/v")})), 1, "source.url: must not hold credentials; put the token in source.token"),
+        case(
+            "empty stdin",
+            "check",
+            "",
+            1,
+            "request: stdin is empty; Concourse sends a JSON object, e.g. echo '{\"source\": {...}}' | example-resource check",
+        ),
+        case(
+            "not JSON",
+            "check",
+            "source: {url: x}",
+            1,
+            "request: not valid JSON (expected value at line 1 column 1)",
+        ),
+        case(
+            "a JSON array",
+            "check",
+            "[{\"source\": {}}]",
+            1,
+            "request: expected a JSON object {\"source\": {...}}, got a list",
+        ),
+        case(
+            "missing source",
+            "check",
+            "{\"version\": null}",
+            1,
+            "source: missing; the request needs the resource's configuration (\"source\": {...})",
+        ),
+        case(
+            "missing required key",
+            "check",
+            with_secret(json!({})),
+            1,
+            "source.url: missing; set it to e.g. \"http://feed.example.com/versions\"",
+        ),
+        case(
+            "typo of a real key",
+            "check",
+            with_secret(json!({"url": "http://x", "prefx": "v"})),
+            1,
+            "source.prefx: unknown key; did you mean \"prefix\"? (known keys: url, token, prefix, debug)",
+        ),
+        case(
+            "unknown top-level key",
+            "check",
+            "{\"source\": {\"url\": \"http://x\"}, \"verison\": {}}",
+            1,
+            "verison: unknown key; did you mean \"version\"? (known keys: source, version)",
+        ),
+        case(
+            "a list where a string is meant",
+            "check",
+            with_secret(json!({"url": ["http://x"]})),
+            1,
+            "source.url: expected a string, got a list",
+        ),
+        case(
+            "a boolean where a string is meant",
+            "check",
+            with_secret(json!({"url": "http://x", "prefix": true})),
+            1,
+            "source.prefix: expected a string, got a boolean; quote it in the pipeline (YAML reads yes/no/on/off/true/false as booleans)",
+        ),
+        case(
+            "a decimal where a string is meant",
+            "check",
+            with_secret(json!({"url": "http://x", "prefix": 1.10})),
+            1,
+            "source.prefix: expected a string, got a decimal number; quote it in the pipeline so YAML keeps it as written (e.g. \"2.10\")",
+        ),
+        case(
+            "a string where an object is meant",
+            "check",
+            "{\"source\": \"http://x\"}",
+            1,
+            "source: expected an object, got a string",
+        ),
+        case(
+            "debug not a boolean",
+            "check",
+            "{\"source\": {\"url\": \"http://x\", \"debug\": \"yes\"}}",
+            1,
+            "source.debug: expected true or false, got a string",
+        ),
+        case(
+            "10 MB of input",
+            "check",
+            big,
+            1,
+            "request: larger than 1 MiB; Concourse requests are small, so check for a file pasted into source or params",
+        ),
+        case(
+            "invalid UTF-8",
+            "check",
+            b"{\"source\": {\"url\": \"\xff\xfe\"}}".to_vec(),
+            1,
+            "request: not valid UTF-8 (at byte 20); send a JSON object",
+        ),
+        case(
+            "null version for in",
+            "in",
+            with_secret(json!({"url": "http://x"}))
+                .into_iter()
+                .collect::<Vec<u8>>(),
+            1,
+            "",
+        ),
+        case(
+            "unknown argv[0]",
+            "deploy",
+            "{}",
+            2,
+            "no step given (called as \"deploy\"); usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
+        ),
+        case(
+            "unknown step word",
+            "example-resource",
+            "{}",
+            2,
+            "unknown step \"chek\"; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
+        ),
+        case(
+            "in without its directory",
+            "in",
+            "{}",
+            2,
+            "in needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
+        ),
+        case(
+            "out without its directory",
+            "out",
+            "{}",
+            2,
+            "out needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
+        ),
+        case(
+            "out with a missing directory",
+            "out",
+            with_secret(json!({"url": "http://x"})),
+            1,
+            "out: the sources directory /nonexistent/dir does not exist; pass the build's working directory",
+        ),
+        case(
+            "a bad URL",
+            "check",
+            with_secret(json!({"url": "feed.example.com"})),
+            1,
+            "source.url: not a URL (relative URL without a base); e.g. \"http://feed.example.com/versions\"",
+        ),
+        case(
+            "credentials in the URL",
+            "check",
+            with_secret(json!({"url": format!("http://user:{CANARY}@x/v")})),
+            1,
+            "source.url: must not hold credentials; put the token in source.token",
+        ),
     ];
     // The in-process harness gets the null version; the directory-taking cases their args.
     let mut null_version: serde_json::Value = serde_json::from_slice(&cases[14].stdin).unwrap();
     null_version["version"] = serde_json::Value::Null;
     cases[14].stdin = null_version.to_string().into_bytes();
     cases[14].args = vec![d.clone()];
-    cases[14].message = "version: null; in fetches one existing version: run check first, or pin a version";
+    cases[14].message =
+        "version: null; in fetches one existing version: run check first, or pin a version";
     cases[16].args = vec!["chek".into()];
     cases[19].args = vec!["/nonexistent/dir".into()];
 
@@ -76,7 +224,13 @@ fn every_bad_input_is_one_line_a_nonzero_exit_and_no_panic() {
         assert_eq!(run.code, c.exit, "{}: {line}", c.what);
         assert_eq!(line, c.message, "{}", c.what);
         run.assert_no_secret(CANARY);
-        let _ = writeln!(table, "| {} | {} | `{}` |", c.what, run.code, line.replace('|', "\\|"));
+        let _ = writeln!(
+            table,
+            "| {} | {} | `{}` |",
+            c.what,
+            run.code,
+            line.replace('|', "\\|")
+        );
     }
     let out = testkit::target_dir().join("../bad-input-table.md");
     std::fs::write(&out, table).unwrap();

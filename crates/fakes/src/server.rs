@@ -15,8 +15,11 @@ pub struct Server {
 impl Server {
     /// Serves `router` on 127.0.0.1 with a port chosen by the kernel.
     pub fn start(router: axum::Router) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -43,7 +43,9 @@ pub fn client(options: &Options) -> anyhow::Result<reqwest::Client> {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
             .with_context(|| format!("ca_certs[{i}]: not a PEM certificate"))?;
         if certs.is_empty() {
-            anyhow::bail!("ca_certs[{i}]: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)");
+            anyhow::bail!(
+                "ca_certs[{i}]: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)"
+            );
         }
         extra.extend(certs);
     }

@@ -159,7 +159,9 @@ mod tests {
     fn build_url_on_older_concourse_is_rebuilt_from_the_parts() {
         assert_eq!(
             meta(JOB_BUILD).build_url().as_deref(),
-            Some("https://ci.example.com/teams/main/pipelines/micro/jobs/deploy%20to%20prod/builds/7")
+            Some(
+                "https://ci.example.com/teams/main/pipelines/micro/jobs/deploy%20to%20prod/builds/7"
+            )
         );
         assert_eq!(meta(JOB_BUILD).label(), "micro/deploy to prod #7");
     }
@@ -167,7 +169,10 @@ mod tests {
     #[test]
     fn instanced_pipelines_carry_their_vars_in_the_query() {
         let mut vars = JOB_BUILD.to_vec();
-        vars.push(("BUILD_PIPELINE_INSTANCE_VARS", r#"{"branch":"feature/x","n":{"a":1}}"#));
+        vars.push((
+            "BUILD_PIPELINE_INSTANCE_VARS",
+            r#"{"branch":"feature/x","n":{"a":1}}"#,
+        ));
         assert_eq!(
             meta(&vars).build_url().as_deref(),
             Some(
@@ -178,7 +183,11 @@ mod tests {
 
     #[test]
     fn one_off_builds_link_by_id_and_no_atc_means_no_link() {
-        let m = meta(&[("BUILD_ID", "99"), ("ATC_EXTERNAL_URL", "http://ci"), ("BUILD_TEAM_NAME", "main")]);
+        let m = meta(&[
+            ("BUILD_ID", "99"),
+            ("ATC_EXTERNAL_URL", "http://ci"),
+            ("BUILD_TEAM_NAME", "main"),
+        ]);
         assert!(m.is_one_off());
         assert_eq!(m.build_url().as_deref(), Some("http://ci/builds/99"));
         assert_eq!(m.label(), "build 99");

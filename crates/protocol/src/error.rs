@@ -29,7 +29,10 @@ impl FieldError {
 
     /// Two fields that exclude each other.
     pub fn conflict(path: impl Into<String>, other: &str) -> Self {
-        Self::new(path, format!("cannot be set together with {other}; keep one"))
+        Self::new(
+            path,
+            format!("cannot be set together with {other}; keep one"),
+        )
     }
 }
 

@@ -130,7 +130,9 @@ pub fn run<R: Resource>(
         Ok(answer) => answer,
         Err(_) => Err(format!(
             "internal error: {}; this is a bug in the {} resource, please report it",
-            LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "panic".into()),
+            LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "panic".into()),
             R::NAME
         )),
     };
@@ -331,7 +333,10 @@ mod tests {
             Ok(Command::Step(StepKind::Put, Some("/src".into())))
         );
         assert_eq!(command(&args(&["gcr-image", "--help"])), Ok(Command::Help));
-        assert_eq!(command(&args(&["gcr-image", "--version"])), Ok(Command::Version));
+        assert_eq!(
+            command(&args(&["gcr-image", "--version"])),
+            Ok(Command::Version)
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl<'de> Visitor<'de> for StringVisitor {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-        Err(E::custom("expected a string, got null; set a value or remove the key"))
+        Err(E::custom(
+            "expected a string, got null; set a value or remove the key",
+        ))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {

@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn a_vanished_version_yields_the_latest() {
         assert_eq!(versions_since(Some(&9), vec![1, 2, 3]), vec![3]);
-        assert_eq!(versions_since(Some(&9), Vec::<i32>::new()), Vec::<i32>::new());
+        assert_eq!(
+            versions_since(Some(&9), Vec::<i32>::new()),
+            Vec::<i32>::new()
+        );
     }
 
     #[test]
@@ -92,8 +95,14 @@ mod tests {
 
     #[test]
     fn violations_are_named() {
-        assert_eq!(violation(None, &[1, 2]), Some("the first check must return only the latest version"));
-        assert_eq!(violation(Some(&1), &[1, 2, 2]), Some("the same version appears twice"));
+        assert_eq!(
+            violation(None, &[1, 2]),
+            Some("the first check must return only the latest version")
+        );
+        assert_eq!(
+            violation(Some(&1), &[1, 2, 2]),
+            Some("the same version appears twice")
+        );
         assert_eq!(violation(Some(&1), &[1, 2]), None);
         assert_eq!(violation(Some(&1), &[3]), None);
         assert_eq!(violation::<i32>(None, &[]), None);

@@ -79,8 +79,8 @@ pub(crate) fn parse_request<T: DeserializeOwned>(
     if step == StepKind::Check && top.contains_key("params") {
         return Err("params: unknown key; check takes only source and version".into());
     }
-    let request = serde_path_to_error::deserialize(Value::Object(top))
-        .map_err(|e| describe(&e, examples))?;
+    let request =
+        serde_path_to_error::deserialize(Value::Object(top)).map_err(|e| describe(&e, examples))?;
     Ok(Parsed { request, debug })
 }
 
@@ -103,7 +103,10 @@ fn prepare_source(top: &mut Map<String, Value>) -> Result<bool, String> {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(b),
         Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-        Some(other) => Err(format!("source.debug: expected true or false, got {}", kind(&other))),
+        Some(other) => Err(format!(
+            "source.debug: expected true or false, got {}",
+            kind(&other)
+        )),
     }
 }
 
@@ -113,7 +116,8 @@ fn prepare_version(top: &mut Map<String, Value>, step: StepKind) -> Result<(), S
             Err("version: missing; in fetches one version (Concourse always sends it)".into())
         }
         (StepKind::Get, Some(Value::Null)) => Err(
-            "version: null; in fetches one existing version: run check first, or pin a version".into(),
+            "version: null; in fetches one existing version: run check first, or pin a version"
+                .into(),
         ),
         (StepKind::Check, Some(Value::Null)) => {
             top.remove("version");
@@ -131,7 +135,10 @@ fn prepare_version(top: &mut Map<String, Value>, step: StepKind) -> Result<(), S
 }
 
 /// Rewords a typed-parse error as `PATH: what to do`.
-fn describe(err: &serde_path_to_error::Error<serde_json::Error>, examples: &[(&str, &str)]) -> String {
+fn describe(
+    err: &serde_path_to_error::Error<serde_json::Error>,
+    examples: &[(&str, &str)],
+) -> String {
     let path = err.path().to_string();
     let path = if path == "." { String::new() } else { path };
     let msg = err.inner().to_string();
@@ -191,17 +198,33 @@ fn describe(err: &serde_path_to_error::Error<serde_json::Error>, examples: &[(&s
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         // "invalid type: integer `42`, expected a string" or `string "x", expected u32`:
         // drop the quoted value (the value itself may contain ", expected", so split last).
-        let (got, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, "another type"));
+        let (got, expected) = rest
+            .rsplit_once(", expected ")
+            .unwrap_or((rest, "another type"));
         let got = got.split(['`', '"']).next().unwrap_or("").trim();
-        return format!("{}: expected {expected}, got {}", display_path(&path), article(got));
+        return format!(
+            "{}: expected {expected}, got {}",
+            display_path(&path),
+            article(got)
+        );
     }
     if let Some(rest) = msg.strip_prefix("invalid value: ") {
-        let expected = rest.split_once(", expected ").map_or("a valid value", |(_, e)| e);
-        return format!("{}: invalid value; expected {expected}", display_path(&path));
+        let expected = rest
+            .split_once(", expected ")
+            .map_or("a valid value", |(_, e)| e);
+        return format!(
+            "{}: invalid value; expected {expected}",
+            display_path(&path)
+        );
     }
     if let Some(rest) = msg.strip_prefix("invalid length ") {
-        let expected = rest.split_once(", expected ").map_or("another length", |(_, e)| e);
-        return format!("{}: wrong number of items; expected {expected}", display_path(&path));
+        let expected = rest
+            .split_once(", expected ")
+            .map_or("another length", |(_, e)| e);
+        return format!(
+            "{}: wrong number of items; expected {expected}",
+            display_path(&path)
+        );
     }
     // Custom messages: ours (lenient, Secret, resources' own deserializers) never quote values.
     format!("{}: {}", display_path(&path), one_line(&msg))
@@ -217,11 +240,7 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 }
 
 fn backticked(s: &str) -> Vec<String> {
-    s.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
+    s.split('`').skip(1).step_by(2).map(str::to_owned).collect()
 }
 
 fn article(kind: &str) -> String {
@@ -323,7 +342,10 @@ mod tests {
             "verison: unknown key; did you mean \"version\"? (known keys: source, version)"
         );
         let far = err(r#"{"source": {"repository": "r", "zzzzzz": 1}}"#);
-        assert!(far.starts_with("source.zzzzzz: unknown key; known keys: "), "{far}");
+        assert!(
+            far.starts_with("source.zzzzzz: unknown key; known keys: "),
+            "{far}"
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl Context {
     /// One environment variable of the step's process (e.g. `DOCKER_HOST`). Steps read the
     /// environment only through here, so tests can set it without touching the process.
     pub fn env(&self, key: &str) -> Option<&str> {
-        self.env.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 

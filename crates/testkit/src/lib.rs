@@ -10,8 +10,8 @@
 //! Missing prerequisites (an unbuilt binary, no image, no docker) fail the test with a message
 //! saying what to run; nothing is skipped silently.
 
-use protocol::harness::{Invocation, Outcome, run_captured};
 use protocol::Resource;
+use protocol::harness::{Invocation, Outcome, run_captured};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -52,14 +52,14 @@ impl Run {
     #[track_caller]
     pub fn success(&self) -> Value {
         assert_eq!(
-            self.code, 0,
+            self.code,
+            0,
             "expected success, got exit {}; stderr:\n{}",
             self.code,
             self.log()
         );
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON document ({e}):\n{}", self.stdout)
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
     }
 
     /// A failure reported the protocol's way: exit != 0, nothing on stdout, and stderr's last
@@ -68,16 +68,26 @@ impl Run {
     #[track_caller]
     pub fn failure(&self) -> String {
         let log = self.log();
-        assert_ne!(self.code, 0, "expected a failure; stdout:\n{}\nstderr:\n{log}", self.stdout);
-        assert!(self.stdout.is_empty(), "stdout must be empty on failure, got:\n{}", self.stdout);
+        assert_ne!(
+            self.code, 0,
+            "expected a failure; stdout:\n{}\nstderr:\n{log}",
+            self.stdout
+        );
         assert!(
-            !log.contains("panicked") && !log.contains("RUST_BACKTRACE") && !log.contains("stack backtrace"),
+            self.stdout.is_empty(),
+            "stdout must be empty on failure, got:\n{}",
+            self.stdout
+        );
+        assert!(
+            !log.contains("panicked")
+                && !log.contains("RUST_BACKTRACE")
+                && !log.contains("stack backtrace"),
             "stderr shows a panic:\n{log}"
         );
         let last = log.lines().last().unwrap_or("");
-        let line = last.strip_prefix("error: ").unwrap_or_else(|| {
-            panic!("the last stderr line is not an `error: ` line:\n{log}")
-        });
+        let line = last
+            .strip_prefix("error: ")
+            .unwrap_or_else(|| panic!("the last stderr line is not an `error: ` line:\n{log}"));
         assert!(!line.trim().is_empty(), "empty error line");
         line.to_owned()
     }
@@ -87,7 +97,11 @@ impl Run {
     pub fn one_line_failure(&self) -> String {
         let line = self.failure();
         let log = self.log();
-        assert_eq!(log.lines().count(), 1, "expected exactly one stderr line, got:\n{log}");
+        assert_eq!(
+            log.lines().count(),
+            1,
+            "expected exactly one stderr line, got:\n{log}"
+        );
         line
     }
 
@@ -95,8 +109,16 @@ impl Run {
     #[track_caller]
     pub fn assert_no_secret(&self, secret: &str) -> &Self {
         assert!(!secret.is_empty());
-        assert!(!self.stdout.contains(secret), "secret printed on stdout:\n{}", self.stdout);
-        assert!(!self.stderr.contains(secret), "secret printed on stderr:\n{}", self.stderr);
+        assert!(
+            !self.stdout.contains(secret),
+            "secret printed on stdout:\n{}",
+            self.stdout
+        );
+        assert!(
+            !self.stderr.contains(secret),
+            "secret printed on stderr:\n{}",
+            self.stderr
+        );
         self
     }
 }
@@ -193,7 +215,13 @@ impl Binary {
 
     /// Runs `argv0 args...` (argv0 `check`/`in`/`out` as Concourse does, or the resource name
     /// with the step as first argument) with only `env` in the environment.
-    pub fn run(&self, argv0: &str, args: &[&str], stdin: &[u8], env: &BTreeMap<String, String>) -> Run {
+    pub fn run(
+        &self,
+        argv0: &str,
+        args: &[&str],
+        stdin: &[u8],
+        env: &BTreeMap<String, String>,
+    ) -> Run {
         let mut cmd = Command::new(&self.path);
         cmd.arg0(argv0).args(args).env_clear().envs(env);
         spawn(cmd, stdin)
@@ -216,7 +244,9 @@ impl Image {
             .args(["image", "inspect", "--format", "{{.Id}}", &reference])
             .output();
         match out {
-            Err(e) => panic!("cannot run docker ({e}); the image tests need the Docker CLI and daemon"),
+            Err(e) => {
+                panic!("cannot run docker ({e}); the image tests need the Docker CLI and daemon")
+            }
             Ok(o) if !o.status.success() => panic!(
                 "image {reference} not found ({}); build it with `make images` (make test does)",
                 String::from_utf8_lossy(&o.stderr).trim()
@@ -252,7 +282,10 @@ impl Image {
             .args(["image", "inspect", "--format", "{{.Size}}", &self.reference])
             .output()
             .expect("docker image inspect");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
     }
 }
 
@@ -294,6 +327,9 @@ mod tests {
 
     #[test]
     fn strip_ansi_removes_colour_codes_only() {
-        assert_eq!(strip_ansi("\x1b[31merror:\x1b[0m bad [x]"), "error: bad [x]");
+        assert_eq!(
+            strip_ansi("\x1b[31merror:\x1b[0m bad [x]"),
+            "error: bad [x]"
+        );
     }
 }

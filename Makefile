@@ -1,0 +1,38 @@
+# The two commands a new user runs: `make demo` (once it exists) and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+# Static binaries for FROM-scratch images: the gnu target with crt-static (the musl target
+# cannot be installed on our machines). The flag is passed only with --target, so build
+# scripts and proc macros stay dynamic.
+TARGET := x86_64-unknown-linux-gnu
+IMAGE_BINS := target/$(TARGET)/image
+# Every resource that ships as an image. example-resource proves the kit only.
+RESOURCES := example-resource
+
+.PHONY: all build lint test unit images image-bins clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --all-targets --locked
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+image-bins:
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+	  $(CARGO) build --locked --profile image --target $(TARGET) $(addprefix -p ,$(RESOURCES))
+
+images: image-bins
+	@for r in $(RESOURCES); do images/build.sh $$r $(IMAGE_BINS)/$$r || exit 1; done
+
+# Unit and in-process tests, the built binaries, and the images under Docker.
+test: lint build images
+	$(CARGO) nextest run --workspace --locked --no-fail-fast
+
+unit:
+	$(CARGO) nextest run --workspace --locked
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Builds the image of one resource from its static binary: images/build.sh RESOURCE BINARY
+# Tags it RESOURCE:dev and prints its size.
+set -eu
+resource=$1
+binary=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+ctx="$root/target/images/$resource"
+bundle=/etc/ssl/certs/ca-certificates.crt
+
+[ -f "$binary" ] || { echo "images/build.sh: $binary not built" >&2; exit 1; }
+[ -f "$bundle" ] || { echo "images/build.sh: $bundle missing; apt-get install ca-certificates" >&2; exit 1; }
+
+rm -rf "$ctx"
+mkdir -p "$ctx/rootfs/opt/resource" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp"
+cp "$binary" "$ctx/rootfs/opt/resource/$resource"
+for step in check in out; do ln -s "$resource" "$ctx/rootfs/opt/resource/$step"; done
+cp "$bundle" "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
+printf 'hosts: files dns\n' > "$ctx/rootfs/etc/nsswitch.conf"
+chmod 1777 "$ctx/rootfs/tmp"
+
+DOCKER_BUILDKIT=0 docker build --quiet --build-arg "RESOURCE=$resource" \
+  -f "$root/images/Dockerfile" -t "$resource:dev" "$ctx" >/dev/null
+size=$(docker image inspect --format '{{.Size}}' "$resource:dev")
+echo "$resource:dev  $(( (size + 524288) / 1048576 )) MB ($size bytes)"
