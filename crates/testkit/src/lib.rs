@@ -11,6 +11,8 @@
 //! saying what to run; nothing is skipped silently.
 
 use protocol::Resource;
+pub mod fields;
+
 use protocol::harness::{Invocation, Outcome, run_captured};
 use serde_json::Value;
 use std::collections::BTreeMap;
