@@ -36,3 +36,8 @@ unit:
 
 clean:
 	$(CARGO) clean
+
+# Benchmarks print ratios against a peer measured in the same run; they assert no timings.
+.PHONY: bench
+bench: image-bins
+	$(CARGO) bench --locked -p e2e --bench coldstart

@@ -209,12 +209,6 @@ fn execute<R: Resource>(
         .read_to_end(&mut bytes)
         .map_err(|e| format!("request: cannot read stdin: {e}"))?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // Blocking-pool threads panic quietly too (their panics surface as task errors).
-        .on_thread_start(|| IN_HARNESS.with(|f| f.set(true)))
-        .build()
-        .map_err(|e| format!("start the async runtime: {e}"))?;
     let fail = |e: anyhow::Error| format!("{e:#}");
 
     match step {
@@ -227,7 +221,7 @@ fn execute<R: Resource>(
             let _log = tracing::subscriber::set_default(subscriber(stderr.clone(), debug));
             let given = request.version;
             let given_json = given.as_ref().map(wire::version_to_json);
-            let versions = runtime
+            let versions = runtime()?
                 .block_on(resource.check(request.source, given, &ctx))
                 .map_err(fail)?;
             if let Some(problem) = order::violation(
@@ -254,7 +248,7 @@ fn execute<R: Resource>(
                 .map_err(|e| format!("create the destination {}: {e}", dest.display()))?;
             let ctx = Context::new(invocation.env.clone(), debug);
             let _log = tracing::subscriber::set_default(subscriber(stderr.clone(), debug));
-            let response = runtime
+            let response = runtime()?
                 .block_on(resource.get(request.source, request.version, request.params, dest, &ctx))
                 .map_err(fail)?;
             wire::response_to_json(&response).map_err(|e| format!("internal error: {e}"))
@@ -272,12 +266,22 @@ fn execute<R: Resource>(
             }
             let ctx = Context::new(invocation.env.clone(), debug);
             let _log = tracing::subscriber::set_default(subscriber(stderr.clone(), debug));
-            let response = runtime
+            let response = runtime()?
                 .block_on(resource.put(request.source, request.params, sources, &ctx))
                 .map_err(fail)?;
             wire::response_to_json(&response).map_err(|e| format!("internal error: {e}"))
         }
     }
+}
+
+/// The one runtime of a run, built only once the request is known to be good.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Blocking-pool threads panic quietly too (their panics surface as task errors).
+        .on_thread_start(|| IN_HARNESS.with(|f| f.set(true)))
+        .build()
+        .map_err(|e| format!("start the async runtime: {e}"))
 }
 
 thread_local! {
