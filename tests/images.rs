@@ -151,17 +151,8 @@ fn check_in_and_out_run_in_the_image_as_concourse_runs_them() {
     run.assert_no_secret(CANARY);
 
     let dir = temp_dir();
-    let mount = format!("{}:/tmp/build/get", dir.path().display());
-    let mut args = HOST_NET.to_vec();
-    args.extend(["-v", &mount]);
     let request = json!({"source": source, "version": {"ref": "v1"}}).to_string();
-    let run = image.run(
-        "in",
-        &["/tmp/build/get"],
-        request.as_bytes(),
-        &build_env(),
-        &args,
-    );
+    let run = image.run_with_dir("in", dir.path(), request.as_bytes(), &build_env(), HOST_NET);
     let answer = run.success();
     assert_eq!(answer["version"], json!({"ref": "v1"}));
     assert_eq!(
@@ -176,16 +167,13 @@ fn check_in_and_out_run_in_the_image_as_concourse_runs_them() {
 
     let sources = temp_dir();
     std::fs::write(sources.path().join("version"), "v3").unwrap();
-    let mount = format!("{}:/tmp/build/put", sources.path().display());
-    let mut args = HOST_NET.to_vec();
-    args.extend(["-v", &mount]);
     let request = json!({"source": source, "params": {"file": "version"}}).to_string();
-    let run = image.run(
+    let run = image.run_with_dir(
         "out",
-        &["/tmp/build/put"],
+        sources.path(),
         request.as_bytes(),
         &build_env(),
-        &args,
+        HOST_NET,
     );
     assert_eq!(run.success()["version"], json!({"ref": "v3"}));
     assert_eq!(feed.versions(), ["v1", "v2", "v3"]);
@@ -222,6 +210,18 @@ fn bad_input_in_the_image_is_one_line_and_a_nonzero_exit() {
     );
 }
 
+/// `check` of a feed at `url`, from inside the container.
+fn check_url(image: &Image, url: &str, docker_args: &[&str]) -> testkit::Run {
+    let request = json!({"source": {"url": url}}).to_string();
+    image.run(
+        "check",
+        &[],
+        request.as_bytes(),
+        &BTreeMap::new(),
+        docker_args,
+    )
+}
+
 #[test]
 fn names_resolve_inside_the_container_through_etc_hosts() {
     let image = example();
@@ -229,14 +229,10 @@ fn names_resolve_inside_the_container_through_etc_hosts() {
     let url = format!("http://feed.internal.test:{}/versions", feed.port());
     let mut args = HOST_NET.to_vec();
     args.extend(["--add-host", "feed.internal.test:127.0.0.1"]);
-    let run = image.run(
-        "check",
-        &[],
-        json!({"source": {"url": url}}).to_string().as_bytes(),
-        &BTreeMap::new(),
-        &args,
+    assert_eq!(
+        check_url(&image, &url, &args).success(),
+        json!([{"ref": "v1"}])
     );
-    assert_eq!(run.success(), json!([{"ref": "v1"}]));
 }
 
 #[test]
@@ -251,13 +247,9 @@ fn names_resolve_inside_the_container_through_dns() {
     let mut args = HOST_NET.to_vec();
     args.extend(["-v", &mount]);
     let url = format!("http://registry.dns.test:{}/versions", feed.port());
-    let run = image.run(
-        "check",
-        &[],
-        json!({"source": {"url": url}}).to_string().as_bytes(),
-        &BTreeMap::new(),
-        &args,
+    assert_eq!(
+        check_url(&image, &url, &args).success(),
+        json!([{"ref": "v7"}])
     );
-    assert_eq!(run.success(), json!([{"ref": "v7"}]));
     assert!(server.answered() >= 1, "the DNS server was not asked");
 }

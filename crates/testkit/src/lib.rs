@@ -278,6 +278,23 @@ impl Image {
         spawn(cmd, stdin)
     }
 
+    /// `in <dir>` / `out <dir>`: `host_dir` is mounted at `/tmp/build/<step>`, as a Concourse
+    /// worker mounts a build's volume, and that path is the step's argument.
+    pub fn run_with_dir(
+        &self,
+        step: &str,
+        host_dir: &Path,
+        stdin: &[u8],
+        env: &BTreeMap<String, String>,
+        docker_args: &[&str],
+    ) -> Run {
+        let inside = format!("/tmp/build/{step}");
+        let mount = format!("{}:{inside}", host_dir.display());
+        let mut args = docker_args.to_vec();
+        args.extend(["-v", &mount]);
+        self.run(step, &[&inside], stdin, env, &args)
+    }
+
     /// Size in bytes as the daemon reports it.
     pub fn size(&self) -> u64 {
         let out = Command::new("docker")
