@@ -34,187 +34,59 @@ fn case(
     }
 }
 
+impl Case {
+    fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+}
+
+const USAGE: &str = "usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)";
+
 #[test]
 fn every_bad_input_is_one_line_a_nonzero_exit_and_no_panic() {
     let binary = Binary::at(env!("CARGO_BIN_EXE_example-resource"));
     let dir = temp_dir();
-    let d = arg(dir.path()).to_owned();
-    let with_secret = |source: serde_json::Value| {
-        let mut s = source;
-        s["token"] = json!(CANARY);
-        json!({"source": s}).to_string().into_bytes()
+    let d = arg(dir.path());
+    // Every request carries the canary in its secret field.
+    let req = |mut request: serde_json::Value| {
+        if request["source"].is_object() {
+            request["source"]["token"] = json!(CANARY);
+        }
+        request.to_string().into_bytes()
     };
     let mut big = br#"{"source": {"url": ""#.to_vec();
     big.resize(10 * 1024 * 1024, b'a');
     big.extend_from_slice(br#""}}"#);
+    let ok_source = json!({"url": "http://x"});
 
-    let mut cases = vec![
-        case(
-            "empty stdin",
-            "check",
-            "",
-            1,
-            "request: stdin is empty; Concourse sends a JSON object, e.g. echo '{\"source\": {...}}' | example-resource check",
-        ),
-        case(
-            "not JSON",
-            "check",
-            "source: {url: x}",
-            1,
-            "request: not valid JSON (expected value at line 1 column 1)",
-        ),
-        case(
-            "a JSON array",
-            "check",
-            "[{\"source\": {}}]",
-            1,
-            "request: expected a JSON object {\"source\": {...}}, got a list",
-        ),
-        case(
-            "missing source",
-            "check",
-            "{\"version\": null}",
-            1,
-            "source: missing; the request needs the resource's configuration (\"source\": {...})",
-        ),
-        case(
-            "missing required key",
-            "check",
-            with_secret(json!({})),
-            1,
-            "source.url: missing; set it to e.g. \"http://feed.example.com/versions\"",
-        ),
-        case(
-            "typo of a real key",
-            "check",
-            with_secret(json!({"url": "http://x", "prefx": "v"})),
-            1,
-            "source.prefx: unknown key; did you mean \"prefix\"? (known keys: url, token, prefix, debug)",
-        ),
-        case(
-            "unknown top-level key",
-            "check",
-            "{\"source\": {\"url\": \"http://x\"}, \"verison\": {}}",
-            1,
-            "verison: unknown key; did you mean \"version\"? (known keys: source, version)",
-        ),
-        case(
-            "a list where a string is meant",
-            "check",
-            with_secret(json!({"url": ["http://x"]})),
-            1,
-            "source.url: expected a string, got a list",
-        ),
-        case(
-            "a boolean where a string is meant",
-            "check",
-            with_secret(json!({"url": "http://x", "prefix": true})),
-            1,
-            "source.prefix: expected a string, got a boolean; quote it in the pipeline (YAML reads yes/no/on/off/true/false as booleans)",
-        ),
-        case(
-            "a decimal where a string is meant",
-            "check",
-            with_secret(json!({"url": "http://x", "prefix": 1.10})),
-            1,
-            "source.prefix: expected a string, got a decimal number; quote it in the pipeline so YAML keeps it as written (e.g. \"2.10\")",
-        ),
-        case(
-            "a string where an object is meant",
-            "check",
-            "{\"source\": \"http://x\"}",
-            1,
-            "source: expected an object, got a string",
-        ),
-        case(
-            "debug not a boolean",
-            "check",
-            "{\"source\": {\"url\": \"http://x\", \"debug\": \"yes\"}}",
-            1,
-            "source.debug: expected true or false, got a string",
-        ),
-        case(
-            "10 MB of input",
-            "check",
-            big,
-            1,
-            "request: larger than 1 MiB; Concourse requests are small, so check for a file pasted into source or params",
-        ),
-        case(
-            "invalid UTF-8",
-            "check",
-            b"{\"source\": {\"url\": \"\xff\xfe\"}}".to_vec(),
-            1,
-            "request: not valid UTF-8 (at byte 20); send a JSON object",
-        ),
-        case(
-            "null version for in",
-            "in",
-            with_secret(json!({"url": "http://x"}))
-                .into_iter()
-                .collect::<Vec<u8>>(),
-            1,
-            "",
-        ),
-        case(
-            "unknown argv[0]",
-            "deploy",
-            "{}",
-            2,
-            "no step given (called as \"deploy\"); usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
-        ),
-        case(
-            "unknown step word",
-            "example-resource",
-            "{}",
-            2,
-            "unknown step \"chek\"; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
-        ),
-        case(
-            "in without its directory",
-            "in",
-            "{}",
-            2,
-            "in needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
-        ),
-        case(
-            "out without its directory",
-            "out",
-            "{}",
-            2,
-            "out needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)",
-        ),
-        case(
-            "out with a missing directory",
-            "out",
-            with_secret(json!({"url": "http://x"})),
-            1,
-            "out: the sources directory /nonexistent/dir does not exist; pass the build's working directory",
-        ),
-        case(
-            "a bad URL",
-            "check",
-            with_secret(json!({"url": "feed.example.com"})),
-            1,
-            "source.url: not a URL (relative URL without a base); e.g. \"http://feed.example.com/versions\"",
-        ),
-        case(
-            "credentials in the URL",
-            "check",
-            with_secret(json!({"url": format!("http://user:{CANARY}@x/v")})),
-            1,
-            "source.url: must not hold credentials; put the token in source.token",
-        ),
+    let cases = vec![
+        case("empty stdin", "check", "", 1, "request: stdin is empty; Concourse sends a JSON object, e.g. echo '{\"source\": {...}}' | example-resource check"),
+        case("not JSON", "check", "source: {url: x}", 1, "request: not valid JSON (expected value at line 1 column 1)"),
+        case("a JSON array", "check", "[{\"source\": {}}]", 1, "request: expected a JSON object {\"source\": {...}}, got a list"),
+        case("missing source", "check", "{\"version\": null}", 1, "source: missing; the request needs the resource's configuration (\"source\": {...})"),
+        case("missing required key", "check", req(json!({"source": {}})), 1, "source.url: missing; set it to e.g. \"http://feed.example.com/versions\""),
+        case("typo of a real key", "check", req(json!({"source": {"url": "http://x", "prefx": "v"}})), 1, "source.prefx: unknown key; did you mean \"prefix\"? (known keys: url, token, prefix, debug)"),
+        case("unknown top-level key", "check", req(json!({"source": ok_source, "verison": {}})), 1, "verison: unknown key; did you mean \"version\"? (known keys: source, version)"),
+        case("a list where a string is meant", "check", req(json!({"source": {"url": ["http://x"]}})), 1, "source.url: expected a string, got a list"),
+        case("a boolean where a string is meant", "check", req(json!({"source": {"url": "http://x", "prefix": true}})), 1, "source.prefix: expected a string, got a boolean; quote it in the pipeline (YAML reads yes/no/on/off/true/false as booleans)"),
+        case("a decimal where a string is meant", "check", req(json!({"source": {"url": "http://x", "prefix": 1.10}})), 1, "source.prefix: expected a string, got a decimal number; quote it in the pipeline so YAML keeps it as written (e.g. \"2.10\")"),
+        case("a string where an object is meant", "check", "{\"source\": \"http://x\"}", 1, "source: expected an object, got a string"),
+        case("a number where a version is meant", "check", req(json!({"source": ok_source, "version": 5})), 1, "version: expected an object of strings, got a number"),
+        case("a number inside a version", "in", req(json!({"source": ok_source, "version": {"ref": 5}})), 1, "version.ref: expected a string, got a number (integer)").args(&[d]),
+        case("debug not a boolean", "check", "{\"source\": {\"url\": \"http://x\", \"debug\": \"yes\"}}", 1, "source.debug: expected true or false, got a string"),
+        case("10 MB of input", "check", big, 1, "request: larger than 1 MiB; Concourse requests are small, so check for a file pasted into source or params"),
+        case("invalid UTF-8", "check", b"{\"source\": {\"url\": \"\xff\xfe\"}}".to_vec(), 1, "request: not valid UTF-8 (at byte 20); send a JSON object"),
+        case("null version for in", "in", req(json!({"source": ok_source, "version": null})), 1, "version: null; in fetches one existing version: run check first, or pin a version").args(&[d]),
+        case("a version given to out", "out", req(json!({"source": ok_source, "version": {"ref": "a"}})), 1, "version: unknown key; out takes only source and params").args(&[d]),
+        case("unknown argv[0]", "deploy", "{}", 2, "no step given (called as \"deploy\"); usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
+        case("unknown step word", "example-resource", "{}", 2, "unknown step \"chek\"; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)").args(&["chek"]),
+        case("in without its directory", "in", "{}", 2, "in needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
+        case("out without its directory", "out", "{}", 2, "out needs the directory argument; usage: example-resource check | in <dir> | out <dir>   (JSON request on stdin; Concourse runs /opt/resource/check, in, out)"),
+        case("out with a missing directory", "out", req(json!({"source": ok_source})), 1, "out: the sources directory /nonexistent/dir does not exist; pass the build's working directory").args(&["/nonexistent/dir"]),
+        case("a bad URL", "check", req(json!({"source": {"url": "feed.example.com"}})), 1, "source.url: not a URL (relative URL without a base); e.g. \"http://feed.example.com/versions\""),
+        case("credentials in the URL", "check", req(json!({"source": {"url": format!("http://user:{CANARY}@x/v")}})), 1, "source.url: must not hold credentials; put the token in source.token"),
     ];
-    // The in-process harness gets the null version; the directory-taking cases their args.
-    let mut null_version: serde_json::Value = serde_json::from_slice(&cases[14].stdin).unwrap();
-    null_version["version"] = serde_json::Value::Null;
-    cases[14].stdin = null_version.to_string().into_bytes();
-    cases[14].args = vec![d.clone()];
-    cases[14].message =
-        "version: null; in fetches one existing version: run check first, or pin a version";
-    cases[16].args = vec!["chek".into()];
-    cases[19].args = vec!["/nonexistent/dir".into()];
 
     let mut table = String::from("| bad input | exit | the one line on stderr |\n|---|---|---|\n");
     for c in &cases {
@@ -223,6 +95,13 @@ fn every_bad_input_is_one_line_a_nonzero_exit_and_no_panic() {
         let line = run.one_line_failure();
         assert_eq!(run.code, c.exit, "{}: {line}", c.what);
         assert_eq!(line, c.message, "{}", c.what);
+        if c.exit == 2 {
+            assert!(
+                line.ends_with(USAGE),
+                "{}: usage errors end with the usage line",
+                c.what
+            );
+        }
         run.assert_no_secret(CANARY);
         let _ = writeln!(
             table,

@@ -216,8 +216,10 @@ fn execute<R: Resource>(
             let Parsed { request, debug } = parse::parse_request::<
                 CheckRequest<R::Source, R::Version>,
             >(&bytes, step, R::NAME, R::EXAMPLES)?;
-            // Concourse gives check no build metadata; keep the environment for the rest.
-            let ctx = Context::new(invocation.env.clone(), debug);
+            // Concourse gives check no build metadata (a check belongs to no build): drop any
+            // stray BUILD_* so a resource cannot come to depend on them; keep the rest.
+            let mut ctx = Context::new(invocation.env.clone(), debug);
+            ctx.build = Default::default();
             let _log = tracing::subscriber::set_default(subscriber(stderr.clone(), debug));
             let given = request.version;
             let given_json = given.as_ref().map(wire::version_to_json);

@@ -57,6 +57,10 @@ impl Resource for Misbehaving {
                 Err(anyhow::anyhow!("HTTP 401\nUnauthorized").context("list tags of r"))
             }
             "env" => Ok(vec![v(ctx.env("SOME_VAR").unwrap_or("unset"))]),
+            "build-url" => Ok(vec![v(&ctx
+                .build
+                .build_url()
+                .unwrap_or_else(|| "none".into()))]),
             _ => Ok(protocol::versions_since(
                 version.as_ref(),
                 vec![v("1"), v("2"), v("3")],
@@ -225,6 +229,19 @@ fn steps_read_the_environment_through_the_context() {
         String::from_utf8_lossy(&o.stdout),
         "[{\"n\":\"from-env\"}]\n"
     );
+}
+
+#[test]
+fn check_gets_no_build_metadata_even_if_the_environment_has_some() {
+    let o = run(
+        &["check"],
+        r#"{"source": {"behaviour": "build-url"}}"#,
+        &[
+            ("BUILD_URL", "https://ci/builds/1"),
+            ("ATC_EXTERNAL_URL", "https://ci"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "[{\"n\":\"none\"}]\n");
 }
 
 #[test]
