@@ -6,6 +6,8 @@
 //! is checked against.
 
 pub mod feed;
+pub mod google;
+pub mod registry;
 mod server;
 
 pub use server::Server;
