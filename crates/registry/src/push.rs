@@ -1,0 +1,183 @@
+//! Pushing blobs: skip what exists, mount what the registry has elsewhere, stream the rest.
+//!
+//! A blob is a byte range of a file (a layout's blob file, or an entry of an uncompressed
+//! tarball), streamed from disk: memory does not grow with its size. An upload is POST then
+//! one PUT with the whole body (the reference registry has no single-request upload); a PUT
+//! that fails part-way kills its session, so a retry starts a new session and streams the
+//! range again from its start, under the client's retry deadline.
+
+use crate::client::{Client, error_chain, short};
+use crate::error::RegistryError;
+use crate::reference::Repository;
+use futures_util::StreamExt as _;
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub digest: String,
+    pub size: u64,
+    pub path: PathBuf,
+    pub offset: u64,
+}
+
+/// What happened to one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Already in the repository (one HEAD).
+    Existed,
+    /// Mounted from another repository of the registry: no bytes sent.
+    Mounted,
+    /// Streamed.
+    Uploaded,
+}
+
+impl Client {
+    /// Makes `blob` present in `repo`. `mount_from`: a repository of the same registry that may
+    /// hold it already.
+    pub async fn push_blob(
+        &self,
+        repo: &Repository,
+        blob: &Blob,
+        mount_from: Option<&Repository>,
+        label: &str,
+    ) -> Result<Pushed, RegistryError> {
+        if self.blob_exists(repo, &blob.digest).await? {
+            tracing::info!("{label}: {} already present", short(&blob.digest));
+            return Ok(Pushed::Existed);
+        }
+        let mut location = None;
+        if let Some(from) = mount_from.filter(|f| *f != repo) {
+            match self.mount_blob(repo, from, &blob.digest).await? {
+                None => {
+                    tracing::info!("{label}: {} mounted from {from}", short(&blob.digest));
+                    return Ok(Pushed::Mounted);
+                }
+                Some(session) => location = Some(session),
+            }
+        }
+        let deadline = Instant::now() + self.options().retry_deadline;
+        let mut attempt = 0u32;
+        loop {
+            let session = match location.take() {
+                Some(l) => l,
+                None => self.start_upload(repo).await?,
+            };
+            let body = body(blob, label).await?;
+            let started = Instant::now();
+            match self
+                .finish_upload(repo, &session, &blob.digest, blob.size, body)
+                .await
+            {
+                Ok(()) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    tracing::info!(
+                        "{label}: {} pushed, {} in {secs:.1}s ({}/s)",
+                        short(&blob.digest),
+                        human(blob.size),
+                        human((blob.size as f64 / secs.max(0.001)) as u64)
+                    );
+                    return Ok(Pushed::Uploaded);
+                }
+                Err(e @ (RegistryError::Transient { .. } | RegistryError::RateLimited { .. })) => {
+                    attempt += 1;
+                    let after = match &e {
+                        RegistryError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let delay = after.unwrap_or_else(|| {
+                        self.options()
+                            .first_backoff
+                            .saturating_mul(1 << (attempt - 1).min(6))
+                            .min(Duration::from_secs(30))
+                    });
+                    if Instant::now() + delay > deadline {
+                        return Err(e);
+                    }
+                    tracing::warn!(
+                        "{e}; starting the upload again in {:.1}s (retry {attempt})",
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A streaming body over the blob's byte range, logging progress at most once a second.
+async fn body(blob: &Blob, label: &str) -> Result<reqwest::Body, RegistryError> {
+    let what = || {
+        format!(
+            "read blob {} from {}",
+            short(&blob.digest),
+            blob.path.display()
+        )
+    };
+    let mut file =
+        tokio::fs::File::open(&blob.path)
+            .await
+            .map_err(|e| RegistryError::Protocol {
+                what: what(),
+                message: e.to_string(),
+            })?;
+    file.seek(SeekFrom::Start(blob.offset))
+        .await
+        .map_err(|e| RegistryError::Protocol {
+            what: what(),
+            message: e.to_string(),
+        })?;
+    let reader = file.take(blob.size);
+    let total = blob.size;
+    let label = format!("{label}: {}", short(&blob.digest));
+    let mut sent = 0u64;
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                sent += bytes.len() as u64;
+                if last_log.elapsed() >= Duration::from_secs(1) && sent < total {
+                    last_log = Instant::now();
+                    let rate = sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    tracing::info!(
+                        "{label}: {} / {} ({}/s)",
+                        human(sent),
+                        human(total),
+                        human(rate as u64)
+                    );
+                }
+            }
+            chunk.map_err(|e| std::io::Error::other(error_chain(&e)))
+        });
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
+/// `12.3 MB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(super::human(999), "999 B");
+        assert_eq!(super::human(210_000_000), "210.0 MB");
+    }
+}
