@@ -169,6 +169,25 @@ pub fn scope(repo: &Repository, actions: &str) -> String {
     format!("repository:{}:{actions}", repo.path)
 }
 
+/// A `sha256:` digest computed over a stream of chunks.
+#[derive(Debug, Default, Clone)]
+pub struct StreamingDigest(Sha256);
+
+impl StreamingDigest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    /// `sha256:<hex>`.
+    pub fn finish(self) -> String {
+        format!("sha256:{}", hex::encode(self.0.finalize()))
+    }
+}
+
 /// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))

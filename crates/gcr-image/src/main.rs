@@ -1,0 +1,3 @@
+fn main() {
+    protocol::main(gcr_image::GcrImage)
+}

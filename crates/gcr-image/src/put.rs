@@ -1,0 +1,340 @@
+//! `out`: push an image from disk, or promote an existing digest to new tags.
+//!
+//! Push: every blob is made present first (HEAD; skip if there, else stream it), then child
+//! manifests by digest, then the top manifest under each tag: a failure part-way never leaves
+//! a tag pointing at missing blobs. Promote: the stored manifest is fetched by digest and put
+//! under the new tags unchanged (same digest, no layer bytes); into another repository of the
+//! same registry its blobs are mounted first.
+
+use crate::Version;
+use crate::image_input::{self, DOCKER_LIST, LocalManifest, OCI_INDEX};
+use crate::source::Config;
+use anyhow::{Context as _, bail};
+use protocol::{FieldError, Metadata, Response};
+use registry::{Client, Repository};
+use serde::Deserialize;
+use std::path::Path;
+
+/// `out` params as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    /// Path of an OCI layout directory, an OCI tarball, or a `docker save` tarball to push.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub image: Option<String>,
+    /// Path of a `gcr-image` get directory (or a `sha256:` digest in this repository) to
+    /// publish under new tags without pulling or pushing layers.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub promote: Option<String>,
+    /// The tag to push or promote to.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub tag: Option<String>,
+    /// Path of a file holding the tag.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub tag_file: Option<String>,
+    /// Removed from the end of the tag (`.dev` turns `1.4.0.dev` into `1.4.0`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub strip_suffix: Option<String>,
+    /// More tags for the same digest.
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub additional_tags: Vec<String>,
+    /// Path of a file with more tags, separated by white space.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub additional_tags_file: Option<String>,
+}
+
+enum Action {
+    Push(String),
+    Promote(String),
+}
+
+pub async fn put(
+    config: &Config,
+    client: &Client,
+    params: PutParams,
+    sources: &Path,
+) -> anyhow::Result<Response<Version>> {
+    let action = match (params.image.clone(), params.promote.clone()) {
+        (Some(_), Some(_)) => {
+            return Err(FieldError::conflict("params.image", "params.promote").into());
+        }
+        (Some(image), None) => Action::Push(image),
+        (None, Some(promote)) => Action::Promote(promote),
+        (None, None) => {
+            return Err(FieldError::new(
+                "params",
+                "set params.image (a path to push) or params.promote (a gcr-image get directory)",
+            )
+            .into());
+        }
+    };
+    let promote_dir = match &action {
+        Action::Promote(p) if !p.starts_with("sha256:") => {
+            Some(inside(sources, p, "params.promote")?)
+        }
+        _ => None,
+    };
+    let tags = tags(&params, sources, promote_dir.as_deref())?;
+    let repo = &config.repository;
+
+    let digest = match action {
+        Action::Push(image) => {
+            let path = inside(sources, &image, "params.image")?;
+            let local = image_input::open(&path)?;
+            push(client, repo, &local, &tags).await?
+        }
+        Action::Promote(from) => {
+            let (source_repo, digest) = match &promote_dir {
+                Some(dir) => read_get_dir(dir, repo)?,
+                None => {
+                    registry::reference::validate_digest(&from)
+                        .map_err(|m| FieldError::new("params.promote", m))?;
+                    (repo.clone(), from)
+                }
+            };
+            promote(client, &source_repo, &digest, repo, &tags).await?
+        }
+    };
+    let pinned = repo.pinned(&digest);
+    let mut metadata = Metadata::new()
+        .with("image", pinned.as_str())
+        .with("tag", tags[0].as_str());
+    if tags.len() > 1 {
+        metadata.push("additional_tags", tags[1..].join(" "));
+    }
+    Ok(Response::new(Version {
+        tag: tags[0].clone(),
+        digest,
+    })
+    .with_metadata(metadata))
+}
+
+/// `sources/relative`, refusing paths that leave the build directory.
+fn inside(sources: &Path, relative: &str, field: &str) -> Result<std::path::PathBuf, FieldError> {
+    if relative.is_empty() || relative.starts_with('/') || relative.split('/').any(|c| c == "..") {
+        return Err(FieldError::new(
+            field,
+            "must be a path inside the build's directory, e.g. \"image/image.tar\"",
+        ));
+    }
+    Ok(sources.join(relative))
+}
+
+fn read_file(sources: &Path, relative: &str, field: &str) -> anyhow::Result<String> {
+    let path = inside(sources, relative, field)?;
+    std::fs::read_to_string(&path)
+        .map_err(|e| FieldError::new(field, format!("cannot read {relative}: {e}")).into())
+}
+
+/// The tags to write, the main one first, validated.
+fn tags(
+    params: &PutParams,
+    sources: &Path,
+    promote_dir: Option<&Path>,
+) -> anyhow::Result<Vec<String>> {
+    let main = match (&params.tag, &params.tag_file) {
+        (Some(_), Some(_)) => {
+            return Err(FieldError::conflict("params.tag", "params.tag_file").into());
+        }
+        (Some(tag), None) => tag.clone(),
+        (None, Some(file)) => read_file(sources, file, "params.tag_file")?
+            .trim()
+            .to_owned(),
+        (None, None) => match promote_dir {
+            Some(dir) => std::fs::read_to_string(dir.join("tag"))
+                .map_err(|_| {
+                    FieldError::new(
+                        "params.tag",
+                        "missing, and the promote directory has no tag file to start from",
+                    )
+                })?
+                .trim()
+                .to_owned(),
+            None => {
+                return Err(
+                    FieldError::missing("params.tag", "\"1.4.0.dev\" (or params.tag_file)").into(),
+                );
+            }
+        },
+    };
+    let main = match &params.strip_suffix {
+        Some(suffix) => main
+            .strip_suffix(suffix.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "params.strip_suffix",
+                    format!("the tag \"{main}\" does not end with \"{suffix}\""),
+                )
+            })?,
+        None => main,
+    };
+    registry::reference::validate_tag(&main)
+        .map_err(|m| FieldError::new("params.tag", format!("\"{main}\" {m}")))?;
+    let mut all = vec![main];
+    let mut extra = params.additional_tags.clone();
+    if let Some(file) = &params.additional_tags_file {
+        extra.extend(
+            read_file(sources, file, "params.additional_tags_file")?
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+    }
+    for tag in extra {
+        registry::reference::validate_tag(&tag)
+            .map_err(|m| FieldError::new("params.additional_tags", format!("\"{tag}\" {m}")))?;
+        if !all.contains(&tag) {
+            all.push(tag);
+        }
+    }
+    Ok(all)
+}
+
+/// `repository` and `digest` of a gcr-image get directory, which must be in our registry.
+fn read_get_dir(dir: &Path, target: &Repository) -> anyhow::Result<(Repository, String)> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| {
+                FieldError::new(
+                    "params.promote",
+                    format!(
+                        "{} has no {name} file; give the directory of a gcr-image get step",
+                        dir.display()
+                    ),
+                )
+            })
+    };
+    let repo = Repository::parse(&read("repository")?)
+        .map_err(|m| FieldError::new("params.promote", format!("its repository file {m}")))?;
+    let digest = read("digest")?;
+    registry::reference::validate_digest(&digest)
+        .map_err(|m| FieldError::new("params.promote", format!("its digest file {m}")))?;
+    if repo.host != target.host {
+        bail!(FieldError::new(
+            "params.promote",
+            format!(
+                "{repo} is in another registry than {target}; promote copies within one registry"
+            )
+        ));
+    }
+    Ok((repo, digest))
+}
+
+async fn push(
+    client: &Client,
+    repo: &Repository,
+    image: &image_input::LocalImage,
+    tags: &[String],
+) -> anyhow::Result<String> {
+    let total: u64 = image.blobs.iter().map(|b| b.size).sum();
+    tracing::info!(
+        "pushing {} ({} blobs, {}) to {repo}",
+        image.top.digest,
+        image.blobs.len(),
+        registry::push::human(total)
+    );
+    for blob in &image.blobs {
+        client.push_blob(repo, blob, None, &repo.path).await?;
+    }
+    for child in &image.children {
+        client
+            .put_manifest(repo, &child.digest, child.bytes.clone(), &child.media_type)
+            .await?;
+    }
+    put_tags(client, repo, &image.top, tags).await
+}
+
+async fn put_tags(
+    client: &Client,
+    repo: &Repository,
+    manifest: &LocalManifest,
+    tags: &[String],
+) -> anyhow::Result<String> {
+    for tag in tags {
+        let digest = client
+            .put_manifest(repo, tag, manifest.bytes.clone(), &manifest.media_type)
+            .await?;
+        if digest != manifest.digest {
+            bail!(
+                "{} was stored as {digest}, expected {}",
+                repo.tagged(tag),
+                manifest.digest
+            );
+        }
+        tracing::info!("{} -> {}", repo.tagged(tag), manifest.digest);
+    }
+    Ok(manifest.digest.clone())
+}
+
+async fn promote(
+    client: &Client,
+    from: &Repository,
+    digest: &str,
+    to: &Repository,
+    tags: &[String],
+) -> anyhow::Result<String> {
+    let manifest = client.manifest(from, digest).await?.with_context(|| {
+        format!(
+            "{} no longer exists; nothing to promote",
+            from.pinned(digest)
+        )
+    })?;
+    let top = LocalManifest {
+        bytes: manifest.bytes,
+        media_type: manifest.media_type,
+        digest: manifest.digest,
+    };
+    if from != to {
+        tracing::info!(
+            "copying {} from {from} to {to} by mounting its blobs",
+            top.digest
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&top.bytes).context("the manifest is not JSON")?;
+        if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
+            for child in value["manifests"].as_array().into_iter().flatten() {
+                let child_digest = child["digest"]
+                    .as_str()
+                    .context("an index entry has no digest")?;
+                let m = client
+                    .manifest(from, child_digest)
+                    .await?
+                    .with_context(|| format!("{} is missing", from.pinned(child_digest)))?;
+                let child_value: serde_json::Value =
+                    serde_json::from_slice(&m.bytes).context("a manifest is not JSON")?;
+                mount_all(client, from, to, &child_value).await?;
+                client
+                    .put_manifest(to, child_digest, m.bytes, &m.media_type)
+                    .await?;
+            }
+        } else {
+            mount_all(client, from, to, &value).await?;
+        }
+    }
+    put_tags(client, to, &top, tags).await
+}
+
+async fn mount_all(
+    client: &Client,
+    from: &Repository,
+    to: &Repository,
+    manifest: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let descriptors = std::iter::once(&manifest["config"])
+        .chain(manifest["layers"].as_array().into_iter().flatten());
+    for d in descriptors {
+        let digest = d["digest"].as_str().context("a descriptor has no digest")?;
+        let size = d["size"].as_u64().unwrap_or(0);
+        if client.blob_exists(to, digest).await? {
+            continue;
+        }
+        if client.mount_blob(to, from, digest).await?.is_some() {
+            bail!(
+                "{to} could not mount blob {digest} ({}) from {from}; the registry does not allow cross-repository mounts here",
+                registry::push::human(size)
+            );
+        }
+    }
+    Ok(())
+}
