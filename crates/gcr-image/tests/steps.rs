@@ -2,6 +2,9 @@
 //! (and for docker save, the Docker daemon) as independent clients. Request counts are the
 //! registry's own access log.
 
+// Test code: unwrap is how a test says "this must hold" (helpers outside #[test] too).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
