@@ -45,7 +45,8 @@ pub struct PutParams {
 
 enum Action {
     Push(String),
-    Promote(String),
+    /// From this repository, this digest.
+    Promote(Repository, String),
 }
 
 pub async fn put(
@@ -54,12 +55,23 @@ pub async fn put(
     params: PutParams,
     sources: &Path,
 ) -> anyhow::Result<Response<Version>> {
-    let action = match (params.image.clone(), params.promote.clone()) {
+    let repo = &config.repository;
+    // Everything is read and validated before the first request.
+    let (action, promote_dir) = match (params.image.clone(), params.promote.clone()) {
         (Some(_), Some(_)) => {
             return Err(FieldError::conflict("params.image", "params.promote").into());
         }
-        (Some(image), None) => Action::Push(image),
-        (None, Some(promote)) => Action::Promote(promote),
+        (Some(image), None) => (Action::Push(image), None),
+        (None, Some(digest)) if digest.starts_with("sha256:") => {
+            registry::reference::validate_digest(&digest)
+                .map_err(|m| FieldError::new("params.promote", m))?;
+            (Action::Promote(repo.clone(), digest), None)
+        }
+        (None, Some(dir)) => {
+            let dir = inside(sources, &dir, "params.promote")?;
+            let (from, digest) = read_get_dir(&dir, repo)?;
+            (Action::Promote(from, digest), Some(dir))
+        }
         (None, None) => {
             return Err(FieldError::new(
                 "params",
@@ -68,14 +80,7 @@ pub async fn put(
             .into());
         }
     };
-    let promote_dir = match &action {
-        Action::Promote(p) if !p.starts_with("sha256:") => {
-            Some(inside(sources, p, "params.promote")?)
-        }
-        _ => None,
-    };
     let tags = tags(&params, sources, promote_dir.as_deref())?;
-    let repo = &config.repository;
 
     let digest = match action {
         Action::Push(image) => {
@@ -83,17 +88,7 @@ pub async fn put(
             let local = image_input::open(&path)?;
             push(client, repo, &local, &tags).await?
         }
-        Action::Promote(from) => {
-            let (source_repo, digest) = match &promote_dir {
-                Some(dir) => read_get_dir(dir, repo)?,
-                None => {
-                    registry::reference::validate_digest(&from)
-                        .map_err(|m| FieldError::new("params.promote", m))?;
-                    (repo.clone(), from)
-                }
-            };
-            promote(client, &source_repo, &digest, repo, &tags).await?
-        }
+        Action::Promote(from, digest) => promote(client, &from, &digest, repo, &tags).await?,
     };
     let pinned = repo.pinned(&digest);
     let mut metadata = Metadata::new()
@@ -151,9 +146,11 @@ fn tags(
                 .trim()
                 .to_owned(),
             None => {
-                return Err(
-                    FieldError::missing("params.tag", "\"1.4.0.dev\" (or params.tag_file)").into(),
-                );
+                return Err(FieldError::missing(
+                    "params.tag",
+                    "\"1.4.0.dev\" (or params.tag_file)",
+                )
+                .into());
             }
         },
     };
