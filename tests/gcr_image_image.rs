@@ -13,7 +13,7 @@ use testkit::{CANARY, Image, build_env, temp_dir};
 const HOST_NET: &[&str] = &["--network", "host"];
 
 /// Pushes a one-layer image under `tag` with our client; returns its digest.
-fn seed(registry: &Registry, repo: &Repository, tag: &str) -> String {
+fn seed(repo: &Repository, tag: &str) -> String {
     let dir = temp_dir();
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
@@ -77,7 +77,7 @@ fn gcr_image_checks_gets_and_promotes_from_inside_its_container() {
         registry.host()
     ))
     .unwrap();
-    let digest = seed(&registry, &repo, "1.4.0.dev");
+    let digest = seed(&repo, "1.4.0.dev");
     let source = json!({"repository": repo.to_string(), "tag_regex": "\\.dev$", "insecure": true, "username": "ci", "password": CANARY});
 
     let run = image.run(
