@@ -41,3 +41,4 @@ clean:
 .PHONY: bench
 bench: image-bins
 	$(CARGO) bench --locked -p e2e --bench coldstart
+	$(CARGO) bench --locked -p e2e --bench registry
