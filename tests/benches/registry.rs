@@ -24,7 +24,13 @@ fn measure(registry: &Registry, cmd: &mut Command, stdin: Option<&str>) -> Measu
     let before = registry.requests().len();
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let mut timed = Command::new("/usr/bin/time");
-    timed.arg("-f").arg("%e %M").arg("-o").arg(out_file.path()).arg(cmd.get_program()).args(cmd.get_args());
+    timed
+        .arg("-f")
+        .arg("%e %M")
+        .arg("-o")
+        .arg(out_file.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
     let mut child = timed
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -33,7 +39,12 @@ fn measure(registry: &Registry, cmd: &mut Command, stdin: Option<&str>) -> Measu
         .expect("/usr/bin/time (apt-get install time)");
     if let Some(input) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -48,12 +59,16 @@ fn measure(registry: &Registry, cmd: &mut Command, stdin: Option<&str>) -> Measu
     let mut parts = timing.split_whitespace();
     let seconds: f64 = parts.next().unwrap().parse().unwrap();
     let rss_kb: f64 = parts.next().unwrap().parse().unwrap();
-    Measure { seconds, rss_mb: rss_kb / 1024.0, requests: registry.requests().len() - before }
+    Measure {
+        seconds,
+        rss_mb: rss_kb / 1024.0,
+        requests: registry.requests().len() - before,
+    }
 }
 
 /// Incompressible bytes, fast (xorshift).
 fn random_file(path: &Path, size: usize, seed: u64) -> String {
-    let mut state = seed | 1;
+    let mut state = (seed + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut data = Vec::with_capacity(size);
     while data.len() < size {
         state ^= state << 13;
@@ -75,7 +90,7 @@ fn layout(dir: &Path, layers: usize, layer_mb: usize) -> PathBuf {
     let mut diff_ids = Vec::new();
     for i in 0..layers {
         let tmp = dir.join("tmp");
-        let digest = random_file(&tmp, layer_mb * 1_000_000, 0x9e37_79b9 + i as u64);
+        let digest = random_file(&tmp, layer_mb * 1_000_000, (layers * 100 + i) as u64);
         std::fs::rename(&tmp, blobs.join(&digest[7..])).unwrap();
         descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": layer_mb * 1_000_000}));
         diff_ids.push(digest);
@@ -129,66 +144,192 @@ fn row(name: &str, o: &Measure, s: &Measure) {
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let binary = root.join("target/x86_64-unknown-linux-gnu/image/gcr-image");
-    assert!(binary.is_file(), "{} not built; run `make image-bins` (make bench does)", binary.display());
+    assert!(
+        binary.is_file(),
+        "{} not built; run `make image-bins` (make bench does)",
+        binary.display()
+    );
     let work = tempfile::tempdir().unwrap();
-    println!("gcr-image vs skopeo {} on a loopback docker-registry (fresh registry per push)", String::from_utf8_lossy(&Command::new("skopeo").arg("--version").output().unwrap().stdout).trim());
+    println!(
+        "gcr-image vs skopeo {} on a loopback docker-registry (fresh registry per push)",
+        String::from_utf8_lossy(
+            &Command::new("skopeo")
+                .arg("--version")
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .trim()
+    );
     println!();
-    println!("| operation | ours | skopeo | time ratio | ours peak RSS | skopeo peak RSS | ours requests | skopeo requests |");
+    println!(
+        "| operation | ours | skopeo | time ratio | ours peak RSS | skopeo peak RSS | ours requests | skopeo requests |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
 
-    for (name, layers, mb) in [("fresh push, 1 layer x 200 MB", 1, 200), ("fresh push, 5 layers x 100 MB", 5, 100)] {
+    for (name, layers, mb) in [
+        ("fresh push, 1 layer x 200 MB", 1, 200),
+        ("fresh push, 5 layers x 100 MB", 5, 100),
+    ] {
         let dir = work.path().join(format!("img-{layers}"));
         std::fs::create_dir_all(&dir).unwrap();
         let image = layout(&dir.join("layout"), layers, mb);
         let sources = dir.clone();
         let (r1, r2) = (Registry::start(Auth::None), Registry::start(Auth::None));
-        let req = |reg: &Registry| json!({"source": {"repository": format!("{}/bench/app", reg.host()), "insecure": true}, "params": {"image": "layout", "tag": "1.0.0.dev"}}).to_string();
+        let req = |reg: &Registry| {
+            json!({"source": {"repository": format!("{}/bench/app", reg.host()), "insecure": true}, "params": {"image": "layout", "tag": "1.0.0.dev"}}).to_string()
+        };
         let o = measure(&r1, &mut ours(&binary, "out", &sources), Some(&req(&r1)));
-        let s = measure(&r2, &mut skopeo(&["copy".into(), "--quiet".into(), "--dest-tls-verify=false".into(), format!("oci:{}:t", image.display()), format!("docker://{}/bench/app:1.0.0.dev", r2.host())]), None);
+        let s = measure(
+            &r2,
+            &mut skopeo(&[
+                "copy".into(),
+                "--quiet".into(),
+                "--dest-tls-verify=false".into(),
+                format!("oci:{}:t", image.display()),
+                format!("docker://{}/bench/app:1.0.0.dev", r2.host()),
+            ]),
+            None,
+        );
         row(name, &o, &s);
 
         if layers == 1 {
             // Re-push with every blob present.
             let o = measure(&r1, &mut ours(&binary, "out", &sources), Some(&req(&r1)));
-            let s = measure(&r2, &mut skopeo(&["copy".into(), "--quiet".into(), "--dest-tls-verify=false".into(), format!("oci:{}:t", image.display()), format!("docker://{}/bench/app:1.0.0.dev", r2.host())]), None);
+            let s = measure(
+                &r2,
+                &mut skopeo(&[
+                    "copy".into(),
+                    "--quiet".into(),
+                    "--dest-tls-verify=false".into(),
+                    format!("oci:{}:t", image.display()),
+                    format!("docker://{}/bench/app:1.0.0.dev", r2.host()),
+                ]),
+                None,
+            );
             row("re-push, blobs present", &o, &s);
 
             // Promote to a new tag in the same repository.
             let got = sources.join("got");
             std::fs::create_dir_all(&got).unwrap();
-            let digest = String::from_utf8_lossy(&Command::new("skopeo").args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"]).arg(format!("docker://{}/bench/app:1.0.0.dev", r1.host())).output().unwrap().stdout).trim().to_owned();
+            let digest = String::from_utf8_lossy(
+                &Command::new("skopeo")
+                    .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+                    .arg(format!("docker://{}/bench/app:1.0.0.dev", r1.host()))
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .trim()
+            .to_owned();
             std::fs::write(got.join("repository"), format!("{}/bench/app", r1.host())).unwrap();
             std::fs::write(got.join("digest"), &digest).unwrap();
             std::fs::write(got.join("tag"), "1.0.0.dev").unwrap();
             let promote = json!({"source": {"repository": format!("{}/bench/app", r1.host()), "insecure": true}, "params": {"promote": "got", "strip_suffix": ".dev"}}).to_string();
             let o = measure(&r1, &mut ours(&binary, "out", &sources), Some(&promote));
-            let s = measure(&r2, &mut skopeo(&["copy".into(), "--quiet".into(), "--src-tls-verify=false".into(), "--dest-tls-verify=false".into(), format!("docker://{}/bench/app:1.0.0.dev", r2.host()), format!("docker://{}/bench/app:1.0.0", r2.host())]), None);
+            let s = measure(
+                &r2,
+                &mut skopeo(&[
+                    "copy".into(),
+                    "--quiet".into(),
+                    "--src-tls-verify=false".into(),
+                    "--dest-tls-verify=false".into(),
+                    format!("docker://{}/bench/app:1.0.0.dev", r2.host()),
+                    format!("docker://{}/bench/app:1.0.0", r2.host()),
+                ]),
+                None,
+            );
             row("promote to a new tag", &o, &s);
 
             // Into a second repository of the same registry (mount).
             let promote = json!({"source": {"repository": format!("{}/prod/app", r1.host()), "insecure": true}, "params": {"promote": "got", "tag": "1.0.0"}}).to_string();
             let o = measure(&r1, &mut ours(&binary, "out", &sources), Some(&promote));
-            let s = measure(&r2, &mut skopeo(&["copy".into(), "--quiet".into(), "--src-tls-verify=false".into(), "--dest-tls-verify=false".into(), format!("docker://{}/bench/app:1.0.0.dev", r2.host()), format!("docker://{}/prod/app:1.0.0", r2.host())]), None);
+            let s = measure(
+                &r2,
+                &mut skopeo(&[
+                    "copy".into(),
+                    "--quiet".into(),
+                    "--src-tls-verify=false".into(),
+                    "--dest-tls-verify=false".into(),
+                    format!("docker://{}/bench/app:1.0.0.dev", r2.host()),
+                    format!("docker://{}/prod/app:1.0.0", r2.host()),
+                ]),
+                None,
+            );
             row("copy into a second repository", &o, &s);
 
             // check on 1,000 tags with one new, next to list-tags + one inspect.
             let repo = registry::Repository::parse(&format!("{}/bench/app", r1.host())).unwrap();
-            let client = registry::Client::new(&repo.host, registry::Credentials::Anonymous, registry::Options { insecure: true, ..Default::default() }).unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let manifest = rt.block_on(client.manifest(&repo, "1.0.0.dev")).unwrap().unwrap();
+            let client = registry::Client::new(
+                &repo.host,
+                registry::Credentials::Anonymous,
+                registry::Options {
+                    insecure: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let manifest = rt
+                .block_on(client.manifest(&repo, "1.0.0.dev"))
+                .unwrap()
+                .unwrap();
             rt.block_on(async {
                 for i in 0..1000 {
-                    client.put_manifest(&repo, &format!("2.{}.{}.dev", i / 100, i % 100), manifest.bytes.clone(), &manifest.media_type).await.unwrap();
+                    client
+                        .put_manifest(
+                            &repo,
+                            &format!("2.{}.{}.dev", i / 100, i % 100),
+                            manifest.bytes.clone(),
+                            &manifest.media_type,
+                        )
+                        .await
+                        .unwrap();
                 }
             });
             let given = json!({"tag": "2.9.99.dev", "digest": manifest.digest});
-            rt.block_on(client.put_manifest(&repo, "2.10.0.dev", manifest.bytes.clone(), &manifest.media_type)).unwrap();
+            rt.block_on(client.put_manifest(
+                &repo,
+                "2.10.0.dev",
+                manifest.bytes.clone(),
+                &manifest.media_type,
+            ))
+            .unwrap();
             let check = json!({"source": {"repository": repo.to_string(), "tag_regex": "\\.dev$", "insecure": true}, "version": given}).to_string();
             let o = measure(&r1, &mut ours(&binary, "check", &sources), Some(&check));
-            let list = measure(&r1, &mut skopeo(&["list-tags".into(), "--tls-verify=false".into(), format!("docker://{repo}")]), None);
-            let inspect = measure(&r1, &mut skopeo(&["inspect".into(), "--tls-verify=false".into(), "--format".into(), "{{.Digest}}".into(), format!("docker://{repo}:2.10.0.dev")]), None);
-            let s = Measure { seconds: list.seconds + inspect.seconds, rss_mb: list.rss_mb.max(inspect.rss_mb), requests: list.requests + inspect.requests };
-            row("check, 1,000 tags, 1 new (skopeo: list-tags + inspect)", &o, &s);
+            let list = measure(
+                &r1,
+                &mut skopeo(&[
+                    "list-tags".into(),
+                    "--tls-verify=false".into(),
+                    format!("docker://{repo}"),
+                ]),
+                None,
+            );
+            let inspect = measure(
+                &r1,
+                &mut skopeo(&[
+                    "inspect".into(),
+                    "--tls-verify=false".into(),
+                    "--format".into(),
+                    "{{.Digest}}".into(),
+                    format!("docker://{repo}:2.10.0.dev"),
+                ]),
+                None,
+            );
+            let s = Measure {
+                seconds: list.seconds + inspect.seconds,
+                rss_mb: list.rss_mb.max(inspect.rss_mb),
+                requests: list.requests + inspect.requests,
+            };
+            row(
+                "check, 1,000 tags, 1 new (skopeo: list-tags + inspect)",
+                &o,
+                &s,
+            );
         }
     }
     println!();
