@@ -5,6 +5,7 @@
 //! A double must behave like the real system on everything we use; each module says what it
 //! is checked against.
 
+pub mod fault;
 pub mod feed;
 pub mod google;
 pub mod registry;
