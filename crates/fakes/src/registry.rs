@@ -1,9 +1,11 @@
 //! The real reference registry (Debian's `docker-registry`, distribution 2.8) on a free
-//! loopback port, with the auth setups our resources meet: none, htpasswd basic auth.
+//! loopback port, in the setups our resources meet: no auth, htpasswd basic auth, token auth
+//! (the Bearer flow GCR and Artifact Registry use, with a token server of ours), each over
+//! plain HTTP or TLS with a private CA.
 //!
 //! Not a fake: the real server, started and stopped per test. Request counts come from its
 //! own access log, so a budget ("at most 3 requests per check") is measured by the server,
-//! not by our client.
+//! not by our client. Certificates are made by `openssl` per registry.
 
 use std::fs::File;
 use std::net::TcpStream;
@@ -19,6 +21,8 @@ pub enum Auth {
     None,
     /// Basic auth with these `(user, password)` pairs (bcrypt via `htpasswd -B`).
     Htpasswd(Vec<(String, String)>),
+    /// Bearer tokens from our token server, which logs in these `(user, password)` pairs.
+    Token(Vec<(String, String)>),
 }
 
 /// One request from the access log.
@@ -35,14 +39,43 @@ pub struct Registry {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    tls: bool,
+    token_server: Option<crate::token::TokenServer>,
 }
 
 impl Registry {
-    /// Starts a registry. Panics with what to install when the binary is missing.
+    /// Starts a plain-HTTP registry. Panics with what to install when the binary is missing.
     pub fn start(auth: Auth) -> Self {
+        Self::start_with(auth, false)
+    }
+
+    /// Starts a registry, over TLS with a fresh private CA when `tls` (see [`Registry::ca_pem`]).
+    pub fn start_with(auth: Auth, tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("registry directory");
+        let mut token_server = None;
+        let tls_yaml = if tls {
+            crate::certs::server_cert(dir.path());
+            format!(
+                ", tls: {{ certificate: {0}/server.pem, key: {0}/server.key }}",
+                dir.path().display()
+            )
+        } else {
+            String::new()
+        };
         let auth_yaml = match &auth {
             Auth::None => String::new(),
+            Auth::Token(users) => {
+                let server = crate::token::TokenServer::start(dir.path(), users.clone());
+                let yaml = format!(
+                    "auth: {{ token: {{ realm: {}, service: {}, issuer: {}, rootcertbundle: {} }} }}\n",
+                    server.realm(),
+                    crate::token::SERVICE,
+                    crate::token::ISSUER,
+                    server.cert_path().display()
+                );
+                token_server = Some(server);
+                yaml
+            }
             Auth::Htpasswd(users) => {
                 let path = dir.path().join("htpasswd");
                 let mut lines = String::new();
@@ -69,7 +102,7 @@ impl Registry {
                 .expect("free port")
                 .port();
             let config = format!(
-                "version: 0.1\nlog: {{ level: info, accesslog: {{ disabled: false }} }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n{auth_yaml}",
+                "version: 0.1\nlog: {{ level: info, accesslog: {{ disabled: false }} }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: 127.0.0.1:{port}{tls_yaml} }}\n{auth_yaml}",
                 dir.path().join("data").display()
             );
             let config_path = dir.path().join("config.yml");
@@ -86,7 +119,13 @@ impl Registry {
                     panic!("start {BINARY} ({e}); apt-get install docker-registry (.ci/run does)")
                 });
             if wait_ready(&mut child, port) {
-                return Self { child, dir, port };
+                return Self {
+                    child,
+                    dir,
+                    port,
+                    tls,
+                    token_server,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -101,6 +140,18 @@ impl Registry {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The private CA that signed the registry's certificate (TLS registries only).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.tls
+            .then(|| std::fs::read_to_string(self.dir.path().join("ca.pem")).ok())
+            .flatten()
+    }
+
+    /// Tokens the token server issued (token registries only).
+    pub fn tokens_issued(&self) -> usize {
+        self.token_server.as_ref().map_or(0, |t| t.issued())
     }
 
     /// Where the data lives (to corrupt or inspect it in tests).

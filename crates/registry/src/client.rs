@@ -195,6 +195,8 @@ pub fn sha256_digest(data: &[u8]) -> String {
 
 enum Attempt {
     Done(reqwest::Response),
+    /// Retrying cannot help (a certificate the client does not trust, TLS to a plain-HTTP port).
+    Fatal(String),
     Retry {
         reason: String,
         after: Option<Duration>,
@@ -388,6 +390,12 @@ impl Client {
             self.requests.fetch_add(1, Ordering::Relaxed);
             match classify(build().send().await) {
                 Attempt::Done(response) => return Ok(response),
+                Attempt::Fatal(message) => {
+                    return Err(RegistryError::Protocol {
+                        what: what.to_owned(),
+                        message,
+                    });
+                }
                 Attempt::Retry {
                     reason,
                     after,
@@ -467,6 +475,12 @@ impl Client {
                     let _ = response.bytes().await;
                 }
                 Attempt::Done(response) => return Ok(response),
+                Attempt::Fatal(message) => {
+                    return Err(RegistryError::Protocol {
+                        what: what.to_owned(),
+                        message,
+                    });
+                }
                 Attempt::Retry {
                     reason,
                     after,
@@ -816,11 +830,24 @@ fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Attempt {
                 Attempt::Done(response)
             }
         }
-        Err(e) => Attempt::Retry {
-            reason: error_chain(&e),
-            after: None,
-            rate_limited: false,
-        },
+        Err(e) => {
+            let chain = error_chain(&e);
+            if chain.contains("invalid peer certificate") {
+                Attempt::Fatal(format!(
+                    "{chain}; if the registry uses a private CA, add its certificate to source.ca_certs"
+                ))
+            } else if chain.contains("corrupt message") || chain.contains("InvalidContentType") {
+                Attempt::Fatal(format!(
+                    "{chain}; the server does not speak TLS (a plain-HTTP loopback registry needs source.insecure: true)"
+                ))
+            } else {
+                Attempt::Retry {
+                    reason: chain,
+                    after: None,
+                    rate_limited: false,
+                }
+            }
+        }
     }
 }
 
