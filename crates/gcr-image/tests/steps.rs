@@ -462,3 +462,59 @@ fn a_wrong_password_is_one_line_naming_what_to_check() {
     );
     run.assert_no_secret(CANARY);
 }
+
+#[test]
+fn a_token_registry_over_tls_with_a_private_ca_works_like_gcr() {
+    let registry =
+        Registry::start_with(Auth::Token(vec![("_json_key".into(), CANARY.into())]), true);
+    let repo = Repository::parse(&format!(
+        "{}/microservices-kube/api-gateway",
+        registry.host()
+    ))
+    .unwrap();
+    let source = json!({
+        "repository": repo.to_string(), "tag_regex": "\\.dev$",
+        "username": "_json_key", "password": CANARY, "ca_certs": [registry.ca_pem().unwrap()],
+    });
+    let sources = temp_dir();
+    oci_layout(sources.path(), "tls");
+    let binary = Binary::at(env!("CARGO_BIN_EXE_gcr-image"));
+    let request =
+        json!({"source": source, "params": {"image": "layout", "tag": "2.0.0.dev"}}).to_string();
+    let pushed = binary.run(
+        "out",
+        &[arg(sources.path())],
+        request.as_bytes(),
+        &build_env(),
+    );
+    let digest = pushed.success()["version"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    pushed.assert_no_secret(CANARY);
+    let run = binary.run(
+        "check",
+        &[],
+        json!({"source": source}).to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        run.success(),
+        json!([{"tag": "2.0.0.dev", "digest": digest}])
+    );
+    run.assert_no_secret(CANARY);
+
+    let mut untrusted = source.clone();
+    untrusted.as_object_mut().unwrap().remove("ca_certs");
+    let run = binary.run(
+        "check",
+        &[],
+        json!({"source": untrusted}).to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    let line = run.one_line_failure();
+    assert!(
+        line.ends_with("if the registry uses a private CA, add its certificate to source.ca_certs"),
+        "{line}"
+    );
+}
