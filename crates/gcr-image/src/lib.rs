@@ -6,9 +6,11 @@
 //! registry is reached through the `registry` crate; Google keys through `google-auth`.
 
 pub mod check;
+pub mod download;
 pub mod get;
 pub mod image_input;
 pub mod put;
+pub mod rootfs;
 pub mod source;
 
 use protocol::{Context, Resource, Response};
@@ -29,8 +31,15 @@ pub struct Version {
     pub digest: String,
 }
 
-/// `in` params: none yet; layers are never downloaded.
-pub type GetParams = protocol::resource::NoParams;
+/// `in` params as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// `none` (default: no download), `oci` (`image.tar`), `oci-layout` (`oci/`), `rootfs`
+    /// (`rootfs/` and `metadata.json`).
+    #[serde(default)]
+    pub format: download::Format,
+}
 
 impl Resource for GcrImage {
     const NAME: &'static str = "gcr-image";
@@ -58,13 +67,23 @@ impl Resource for GcrImage {
         &self,
         source: Source,
         version: Version,
-        _params: GetParams,
+        params: GetParams,
         dest: &Path,
         _ctx: &Context,
     ) -> anyhow::Result<Response<Version>> {
         let config = Config::from_source(source)?;
         let client = config.client()?;
-        get::get(&config, &client, version, dest).await
+        let response = get::get(&config, &client, version.clone(), dest).await?;
+        download::fetch(
+            &config,
+            &client,
+            &version.digest,
+            &version.tag,
+            params.format,
+            dest,
+        )
+        .await?;
+        Ok(response)
     }
 
     async fn put(

@@ -676,6 +676,25 @@ impl Client {
         }
     }
 
+    /// The streaming response of a blob GET (status checked).
+    pub(crate) async fn get_blob_response(
+        &self,
+        repo: &Repository,
+        digest: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let url = self.url(repo, &format!("blobs/{digest}"));
+        let what = format!("download blob {} of {repo}", short(digest));
+        let response = self
+            .execute(&what, &scope(repo, "pull"), || self.http.get(&url))
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(self.status_error(&what, status, &body));
+        }
+        Ok(response)
+    }
+
     /// A small blob (an image config), checked against its digest.
     pub async fn blob(&self, repo: &Repository, digest: &str) -> Result<Bytes, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));

@@ -109,6 +109,97 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Streams blob `digest` of `repo` into the file `dest`, checking its digest and size as it
+    /// goes: memory does not grow with the blob. Retried from the start on transient faults.
+    pub async fn download_blob(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        size: u64,
+        dest: &std::path::Path,
+        label: &str,
+    ) -> Result<(), RegistryError> {
+        use tokio::io::AsyncWriteExt as _;
+        let what = format!("download blob {} of {repo}", short(digest));
+        let deadline = Instant::now() + self.options().retry_deadline;
+        let mut attempt = 0u32;
+        loop {
+            let response = self.get_blob_response(repo, digest).await?;
+            let mut stream = response.bytes_stream();
+            let mut file =
+                tokio::fs::File::create(dest)
+                    .await
+                    .map_err(|e| RegistryError::Protocol {
+                        what: what.clone(),
+                        message: format!("create {}: {e}", dest.display()),
+                    })?;
+            let mut hasher = crate::client::StreamingDigest::new();
+            let (mut received, started, mut last_log) = (0u64, Instant::now(), Instant::now());
+            let mut failure = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        hasher.update(&bytes);
+                        received += bytes.len() as u64;
+                        if let Err(e) = file.write_all(&bytes).await {
+                            return Err(RegistryError::Protocol {
+                                what,
+                                message: format!("write {}: {e}", dest.display()),
+                            });
+                        }
+                        if last_log.elapsed() >= Duration::from_secs(1) && received < size {
+                            last_log = Instant::now();
+                            let rate = received as f64 / started.elapsed().as_secs_f64().max(0.001);
+                            tracing::info!(
+                                "{label}: {} / {} ({}/s)",
+                                human(received),
+                                human(size),
+                                human(rate as u64)
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(error_chain(&e));
+                        break;
+                    }
+                }
+            }
+            if failure.is_none() {
+                file.flush().await.map_err(|e| RegistryError::Protocol {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
+                let got = hasher.finish();
+                if got == digest && (size == 0 || received == size) {
+                    return Ok(());
+                }
+                failure = Some(format!(
+                    "received {received} bytes with digest {got}, expected {size} bytes of {digest}"
+                ));
+            }
+            attempt += 1;
+            let reason = failure.unwrap_or_default();
+            let delay = self
+                .options()
+                .first_backoff
+                .saturating_mul(1 << (attempt - 1).min(6))
+                .min(Duration::from_secs(30));
+            if Instant::now() + delay > deadline {
+                return Err(RegistryError::Transient {
+                    what,
+                    message: format!("{reason}; gave up at the retry deadline"),
+                });
+            }
+            tracing::warn!(
+                "{what}: {reason}; downloading again in {:.1}s (retry {attempt})",
+                delay.as_secs_f64()
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
 /// A streaming body over the blob's byte range, logging progress at most once a second.
 async fn body(blob: &Blob, label: &str) -> Result<reqwest::Body, RegistryError> {
     let what = || {
