@@ -6,6 +6,7 @@
 //! registry is reached through the `registry` crate; Google keys through `google-auth`.
 
 pub mod check;
+pub mod docker;
 pub mod download;
 pub mod get;
 pub mod image_input;
@@ -91,11 +92,11 @@ impl Resource for GcrImage {
         source: Source,
         params: put::PutParams,
         sources: &Path,
-        _ctx: &Context,
+        ctx: &Context,
     ) -> anyhow::Result<Response<Version>> {
         let config = Config::from_source(source)?;
         let client = config.client()?;
-        let response = put::put(&config, &client, params, sources).await?;
+        let response = put::put(&config, &client, params, sources, ctx).await?;
         tracing::debug!("out used {} HTTP requests", client.requests());
         Ok(response)
     }

@@ -22,6 +22,19 @@ pub struct PutParams {
     /// Path of an OCI layout directory, an OCI tarball, or a `docker save` tarball to push.
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub image: Option<String>,
+    /// Path of a build context to build with the Docker daemon (`DOCKER_HOST` or the local
+    /// socket), then push.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub build: Option<String>,
+    /// With `build`: the Dockerfile, relative to the context.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub dockerfile: Option<String>,
+    /// With `build`: `--build-arg`s.
+    #[serde(default, deserialize_with = "protocol::lenient::string_map")]
+    pub build_args: std::collections::BTreeMap<String, String>,
+    /// With `build`: the stage to build.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub target: Option<String>,
     /// Path of a `gcr-image` get directory (or a `sha256:` digest in this repository) to
     /// publish under new tags without pulling or pushing layers.
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
@@ -45,6 +58,7 @@ pub struct PutParams {
 
 enum Action {
     Push(String),
+    Build(crate::docker::BuildRequest),
     /// From this repository, this digest.
     Promote(Repository, String),
 }
@@ -54,28 +68,51 @@ pub async fn put(
     client: &Client,
     params: PutParams,
     sources: &Path,
+    ctx: &protocol::Context,
 ) -> anyhow::Result<Response<Version>> {
     let repo = &config.repository;
     // Everything is read and validated before the first request.
-    let (action, promote_dir) = match (params.image.clone(), params.promote.clone()) {
-        (Some(_), Some(_)) => {
-            return Err(FieldError::conflict("params.image", "params.promote").into());
-        }
-        (Some(image), None) => (Action::Push(image), None),
-        (None, Some(digest)) if digest.starts_with("sha256:") => {
+    let chosen = [
+        params.image.is_some(),
+        params.promote.is_some(),
+        params.build.is_some(),
+    ];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        return Err(FieldError::new("params", "set only one of image, build and promote").into());
+    }
+    if params.build.is_none()
+        && (params.dockerfile.is_some() || !params.build_args.is_empty() || params.target.is_some())
+    {
+        return Err(FieldError::new(
+            "params.dockerfile",
+            "dockerfile, build_args and target go with params.build",
+        )
+        .into());
+    }
+    let (action, promote_dir) = match (
+        params.image.clone(),
+        params.promote.clone(),
+        params.build.clone(),
+    ) {
+        (Some(image), _, _) => (Action::Push(image), None),
+        (_, Some(digest), _) if digest.starts_with("sha256:") => {
             registry::reference::validate_digest(&digest)
                 .map_err(|m| FieldError::new("params.promote", m))?;
             (Action::Promote(repo.clone(), digest), None)
         }
-        (None, Some(dir)) => {
+        (_, Some(dir), _) => {
             let dir = inside(sources, &dir, "params.promote")?;
             let (from, digest) = read_get_dir(&dir, repo)?;
             (Action::Promote(from, digest), Some(dir))
         }
-        (None, None) => {
+        (_, _, Some(context)) => (
+            Action::Build(build_request(&params, sources, &context, ctx)?),
+            None,
+        ),
+        (None, None, None) => {
             return Err(FieldError::new(
                 "params",
-                "set params.image (a path to push) or params.promote (a gcr-image get directory)",
+                "set params.image (a path to push), params.build (a context to build) or params.promote (a gcr-image get directory)",
             )
             .into());
         }
@@ -89,6 +126,13 @@ pub async fn put(
             push(client, repo, &local, &tags).await?
         }
         Action::Promote(from, digest) => promote(client, &from, &digest, repo, &tags).await?,
+        Action::Build(request) => {
+            let docker = crate::docker::connect(ctx.env("DOCKER_HOST")).await?;
+            let scratch = tempfile::tempdir().context("a temporary directory for the build")?;
+            let saved = crate::docker::build(&docker, &request, scratch.path()).await?;
+            let local = image_input::open(&saved)?;
+            push(client, repo, &local, &tags).await?
+        }
     };
     let pinned = repo.pinned(&digest);
     let mut metadata = Metadata::new()
@@ -102,6 +146,53 @@ pub async fn put(
         digest,
     })
     .with_metadata(metadata))
+}
+
+fn build_request(
+    params: &PutParams,
+    sources: &Path,
+    context: &str,
+    ctx: &protocol::Context,
+) -> anyhow::Result<crate::docker::BuildRequest> {
+    let dir = inside(sources, context, "params.build")?;
+    if !dir.is_dir() {
+        return Err(FieldError::new(
+            "params.build",
+            format!("{context} is not a directory (the build context)"),
+        )
+        .into());
+    }
+    let dockerfile = params
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| "Dockerfile".to_owned());
+    let file = inside(&dir, &dockerfile, "params.dockerfile")?;
+    if !file.is_file() {
+        return Err(FieldError::new(
+            "params.dockerfile",
+            format!("{dockerfile} is not a file in {context}"),
+        )
+        .into());
+    }
+    let id: String = ctx
+        .build
+        .id
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    Ok(crate::docker::BuildRequest {
+        context: dir,
+        dockerfile,
+        build_args: params
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        target: params.target.clone(),
+        local_tag: format!("gcr-image-build:b{id}-{}", std::process::id()),
+    })
 }
 
 /// `sources/relative`, refusing paths that leave the build directory.

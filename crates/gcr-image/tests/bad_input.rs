@@ -116,8 +116,8 @@ fn bad_put_params_are_named_and_push_nothing() {
     // A loopback port nothing listens on: any request would fail differently.
     let source = json!({"repository": "127.0.0.1:1/p/app", "insecure": true});
     let cases = [
-        (json!({}), "params: set params.image (a path to push) or params.promote (a gcr-image get directory)".to_owned()),
-        (json!({"image": "x", "promote": "y", "tag": "1"}), "params.image: cannot be set together with params.promote; keep one".to_owned()),
+        (json!({}), "params: set params.image (a path to push), params.build (a context to build) or params.promote (a gcr-image get directory)".to_owned()),
+        (json!({"image": "x", "promote": "y", "tag": "1"}), "params: set only one of image, build and promote".to_owned()),
         (json!({"image": "not-an-image", "tag": "1"}), format!("params.image: {}/not-an-image is neither an OCI layout (oci-layout + index.json) nor a docker save tarball (manifest.json)", sources.path().display())),
         (json!({"image": "image.tar.gz", "tag": "1"}), format!("params.image: {}/image.tar.gz is gzip-compressed; give the uncompressed .tar (what oci-build-task and docker save write)", sources.path().display())),
         (json!({"image": "missing", "tag": "1"}), format!("params.image: {}/missing does not exist", sources.path().display())),
@@ -130,7 +130,7 @@ fn bad_put_params_are_named_and_push_nothing() {
         (json!({"promote": "got"}), "params.promote: other.registry.io/p/app is in another registry than 127.0.0.1:1/p/app; promote copies within one registry".to_owned()),
         (json!({"promote": "got-same", "strip_suffix": ".dev"}), "params.strip_suffix: the tag \"1.0.0\" does not end with \".dev\"".to_owned()),
         (json!({"promote": "sha256:abc", "tag": "1"}), "params.promote: must be sha256: followed by 64 lowercase hex digits".to_owned()),
-        (json!({"image": "x", "tags": ["1"]}), "params.tags: unknown key; did you mean \"tag\"? (known keys: image, promote, tag, tag_file, strip_suffix, additional_tags, additional_tags_file)".to_owned()),
+        (json!({"image": "x", "tags": ["1"]}), "params.tags: unknown key; did you mean \"tag\"? (known keys: image, build, dockerfile, build_args, target, promote, tag, tag_file, strip_suffix, additional_tags, additional_tags_file)".to_owned()),
     ];
     for (params, expected) in cases {
         assert_eq!(

@@ -129,6 +129,36 @@ pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     d.deserialize_any(ListVisitor)
 }
 
+/// A map of strings to strings (each value lenient as [`string`]): `build_args`, `env`.
+pub fn string_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    struct MapVisitor;
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = std::collections::BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Self::Value::new())
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Self::Value::new();
+            while let Some((k, Item(v))) = map.next_entry::<String, Item>()? {
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    struct Item(String);
+    impl<'de> serde::Deserialize<'de> for Item {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            string(d).map(Item)
+        }
+    }
+    d.deserialize_any(MapVisitor)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -141,6 +171,8 @@ mod tests {
         opt: Option<String>,
         #[serde(default, deserialize_with = "super::strings")]
         list: Vec<String>,
+        #[serde(default, deserialize_with = "super::string_map")]
+        map: std::collections::BTreeMap<String, String>,
     }
 
     fn parse(json: &str) -> Result<S, String> {
@@ -149,7 +181,11 @@ mod tests {
 
     #[test]
     fn yaml_integers_are_accepted_where_a_string_is_meant() {
-        let s = parse(r#"{"tag": 42, "opt": 7, "list": [1, "b"]}"#).unwrap();
+        let s = parse(
+            r#"{"tag": 42, "opt": 7, "list": [1, "b"], "map": {"NODE_VERSION": 4, "A": "b"}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.map["NODE_VERSION"], "4");
         assert_eq!(s.tag, "42");
         assert_eq!(s.opt.as_deref(), Some("7"));
         assert_eq!(s.list, ["1", "b"]);
