@@ -54,6 +54,10 @@ pub struct PutParams {
     /// Path of a file with more tags, separated by white space.
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub additional_tags_file: Option<String>,
+    /// With `image` or `build`: a repository of the same registry that likely holds some of
+    /// the blobs (a shared base image); they are mounted from it instead of uploaded.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub mount_from: Option<String>,
 }
 
 enum Action {
@@ -118,12 +122,35 @@ pub async fn put(
         }
     };
     let tags = tags(&params, sources, promote_dir.as_deref())?;
+    let mount_from = match &params.mount_from {
+        None => None,
+        Some(_) if params.promote.is_some() => {
+            return Err(FieldError::new(
+                "params.mount_from",
+                "goes with image or build; promote mounts from its source by itself",
+            )
+            .into());
+        }
+        Some(m) => {
+            let from = Repository::parse(m).map_err(|e| FieldError::new("params.mount_from", e))?;
+            if from.host != repo.host {
+                return Err(FieldError::new(
+                    "params.mount_from",
+                    format!(
+                        "{from} is in another registry than {repo}; mounts work within one registry"
+                    ),
+                )
+                .into());
+            }
+            Some(from)
+        }
+    };
 
     let digest = match action {
         Action::Push(image) => {
             let path = inside(sources, &image, "params.image")?;
             let local = image_input::open(&path)?;
-            push(client, repo, &local, &tags).await?
+            push(client, repo, &local, &tags, mount_from.as_ref()).await?
         }
         Action::Promote(from, digest) => promote(client, &from, &digest, repo, &tags).await?,
         Action::Build(request) => {
@@ -131,7 +158,7 @@ pub async fn put(
             let scratch = tempfile::tempdir().context("a temporary directory for the build")?;
             let saved = crate::docker::build(&docker, &request, scratch.path()).await?;
             let local = image_input::open(&saved)?;
-            push(client, repo, &local, &tags).await?
+            push(client, repo, &local, &tags, mount_from.as_ref()).await?
         }
     };
     let pinned = repo.pinned(&digest);
@@ -314,6 +341,7 @@ async fn push(
     repo: &Repository,
     image: &image_input::LocalImage,
     tags: &[String],
+    mount_from: Option<&Repository>,
 ) -> anyhow::Result<String> {
     let total: u64 = image.blobs.iter().map(|b| b.size).sum();
     tracing::info!(
@@ -323,7 +351,7 @@ async fn push(
         registry::push::human(total)
     );
     for blob in &image.blobs {
-        client.push_blob(repo, blob, None, &repo.path).await?;
+        client.push_blob(repo, blob, mount_from, &repo.path).await?;
     }
     for child in &image.children {
         client

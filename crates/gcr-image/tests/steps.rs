@@ -257,12 +257,17 @@ fn out_pushes_an_oci_layout_and_an_oci_tarball_that_skopeo_reads_back() {
     let source = json!({"repository": repo, "insecure": true});
 
     let mark = registry.requests().len();
-    let answer = put(
+    let pushed = put(
         &source,
         json!({"image": "layout", "tag": "1.2.0.dev", "additional_tags": ["dev"]}),
         sources.path(),
-    )
-    .success();
+    );
+    let answer = pushed.success();
+    assert!(
+        pushed.log().contains(" pushed, "),
+        "a progress line per blob:\n{}",
+        pushed.log()
+    );
     let digest = answer["version"]["digest"].as_str().unwrap().to_owned();
     assert_eq!(answer["version"]["tag"], "1.2.0.dev");
     // ping, (HEAD, POST, PUT) x 2 blobs, PUT manifest x 2 tags.
@@ -274,6 +279,28 @@ fn out_pushes_an_oci_layout_and_an_oci_tarball_that_skopeo_reads_back() {
     );
     assert_eq!(skopeo_digest(&format!("{repo}:1.2.0.dev")), digest);
     assert_eq!(skopeo_digest(&format!("{repo}:dev")), digest);
+
+    // Into another repository with mount_from: every blob mounted, no byte uploaded.
+    let other = format!("{}/microservices-kube/auth-service", registry.host());
+    let mark = registry.requests().len();
+    let mounted = put(
+        &json!({"repository": other, "insecure": true}),
+        json!({"image": "layout", "tag": "1", "mount_from": repo}),
+        sources.path(),
+    );
+    assert_eq!(mounted.success()["version"]["digest"], digest);
+    let requests = since(&registry, mark);
+    assert_eq!(
+        requests.iter().filter(|r| r.contains("mount=")).count(),
+        2,
+        "{requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with("PUT") && r.contains("/blobs/uploads/")),
+        "{requests:?}"
+    );
 
     // The same image as a tarball: same digest, nothing uploaded again.
     let mark = registry.requests().len();
