@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! Test doubles of external systems, shared by every test and by the demo.
 //!
 //! Each double listens on a free 127.0.0.1 port, runs on its own thread and runtime (so
@@ -8,6 +9,7 @@
 pub mod certs;
 pub mod fault;
 pub mod feed;
+pub mod github;
 pub mod google;
 pub mod registry;
 mod server;

@@ -17,6 +17,11 @@ impl Server {
     pub fn start(router: axum::Router) -> Self {
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+        Self::start_on(listener, router)
+    }
+
+    /// Serves `router` on an already bound listener.
+    pub fn start_on(listener: std::net::TcpListener, router: axum::Router) -> Self {
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
