@@ -7,15 +7,9 @@
 //! and renewed a minute before it expires. The key and the token are `Secret`s: they are never
 //! printed, and error messages name fields, never values.
 //!
-//! Hand-written on ring rather than a JWT crate: one fixed algorithm and five claims, and ring
-//! is already linked as the TLS provider (jsonwebtoken would bring a second crypto stack).
+//! The JWT is signed by the `jwt` crate (RS256 on ring).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use protocol::Secret;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use rustls_pki_types::PrivatePkcs8KeyDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
@@ -59,7 +53,7 @@ pub struct ServiceAccountKey {
     pub client_email: String,
     pub token_uri: String,
     key_id: Option<String>,
-    signer: RsaKeyPair,
+    signer: jwt::Signer,
 }
 
 impl std::fmt::Debug for ServiceAccountKey {
@@ -109,10 +103,17 @@ impl ServiceAccountKey {
         let pem = file
             .private_key
             .ok_or_else(|| invalid("private_key: missing"))?;
-        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
-            .map_err(|_| invalid("private_key: not a PEM \"BEGIN PRIVATE KEY\" (PKCS#8) block"))?;
-        let signer = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
-            .map_err(|_| invalid("private_key: not an RSA key ring can sign with"))?;
+        if !pem.contains("BEGIN PRIVATE KEY") {
+            return Err(invalid(
+                "private_key: not a PEM \"BEGIN PRIVATE KEY\" (PKCS#8) block",
+            ));
+        }
+        let signer = jwt::Signer::from_pem(&Secret::new(pem)).map_err(|e| match e {
+            jwt::JwtError::NotPem => {
+                invalid("private_key: not a PEM \"BEGIN PRIVATE KEY\" (PKCS#8) block")
+            }
+            _ => invalid("private_key: not an RSA key ring can sign with"),
+        })?;
         let token_uri = file
             .token_uri
             .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
@@ -133,7 +134,7 @@ impl ServiceAccountKey {
             .duration_since(UNIX_EPOCH)
             .map_err(|_| AuthError::InvalidKey("system clock is before 1970".into()))?
             .as_secs();
-        let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+        let mut header = serde_json::json!({});
         if let Some(kid) = &self.key_id {
             header["kid"] = kid.clone().into();
         }
@@ -144,24 +145,9 @@ impl ServiceAccountKey {
             "iat": iat,
             "exp": iat + 3600,
         });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut signature = vec![0u8; self.signer.public().modulus_len()];
         self.signer
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                signing_input.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| AuthError::InvalidKey("private_key: signing failed".into()))?;
-        Ok(Secret::new(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
-        )))
+            .sign(header, &claims)
+            .map_err(|_| AuthError::InvalidKey("private_key: signing failed".into()))
     }
 }
 
