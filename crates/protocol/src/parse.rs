@@ -186,14 +186,18 @@ fn describe(
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
         let given = rest.split('`').next().unwrap_or("");
         let known = backticked(msg.split_once(", expected").map_or("", |(_, r)| r));
-        let suggestion = closest(given, &known)
-            .map(|k| format!("did you mean \"{k}\"? "))
-            .unwrap_or_default();
-        return format!(
-            "{}: unknown value; {suggestion}(one of: {})",
-            display_path(&path),
-            known.join(", ")
-        );
+        return match closest(given, &known) {
+            Some(k) => format!(
+                "{}: unknown value; did you mean \"{k}\"? (one of: {})",
+                display_path(&path),
+                known.join(", ")
+            ),
+            None => format!(
+                "{}: unknown value; one of: {}",
+                display_path(&path),
+                known.join(", ")
+            ),
+        };
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         // "invalid type: integer `42`, expected a string" or `string "x", expected u32`:

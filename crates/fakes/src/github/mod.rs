@@ -21,6 +21,9 @@ use std::time::{Duration, SystemTime};
 
 pub(crate) type Shared = Arc<Mutex<World>>;
 
+/// A GitHub App private key (PKCS#1, as GitHub issues them) made for these tests only.
+pub const TEST_APP_KEY_PEM: &str = include_str!("../../fixtures/test-github-app.pem");
+
 pub(crate) fn lock(world: &Shared) -> MutexGuard<'_, World> {
     world.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -95,6 +98,31 @@ impl FakeGithub {
                 state: state.into(),
             });
         }
+    }
+
+    /// A status that reads `pending` and turns `state` after `reads` reads of the combined
+    /// status (a CI job finishing while the resource waits).
+    pub fn set_status_after_reads(
+        &self,
+        full: &str,
+        sha: &str,
+        context: &str,
+        state: &str,
+        reads: u32,
+    ) {
+        self.set_status(full, sha, context, "pending");
+        self.world().settling.push((
+            full.to_owned(),
+            sha.to_owned(),
+            context.to_owned(),
+            state.to_owned(),
+            reads,
+        ));
+    }
+
+    /// Someone pushes to the head branch right before the next merge request is handled.
+    pub fn push_before_next_merge(&self, full: &str) {
+        self.world().race_before_merge.push(full.to_owned());
     }
 
     /// Sets a check run (`queued`/`in_progress`/`completed`, conclusion when completed).
@@ -172,6 +200,18 @@ impl FakeGithub {
         let mut w = self.world();
         w.apps.insert(app_id, pair.public_key().as_ref().to_vec());
         w.installations.insert(installation_id, app_id);
+    }
+
+    /// Marks pull request `number` a draft.
+    pub fn set_draft(&self, full: &str, number: u64, draft: bool) {
+        if let Some(p) = self
+            .world()
+            .repos
+            .get_mut(full)
+            .and_then(|r| r.pulls.iter_mut().find(|p| p.number == number))
+        {
+            p.draft = draft;
+        }
     }
 
     /// Pull requests of `full`: (number, state, merged, title).

@@ -654,8 +654,19 @@ async fn merge(
                 json!([{"resource": "PullRequest", "field": "merge_method", "code": "invalid"}]),
             );
         }
+        if let Some(pos) = w.race_before_merge.iter().position(|r| *r == full) {
+            w.race_before_merge.remove(pos);
+            let head = w.repos[&full].pulls[i].head.clone();
+            w.push(&full, &head, 1);
+        }
         let r = &w.repos[&full];
         let p = &r.pulls[i];
+        if p.draft {
+            return err(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Pull Request is still a draft",
+            );
+        }
         if p.state != "open" || p.conflict {
             return err(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -742,10 +753,26 @@ async fn combined_status(
     Path((owner, repo, reference)): Path<(String, String, String)>,
 ) -> Response {
     with_repo(&world, &owner, &repo, |w, full| {
-        let r = &w.repos[&full];
-        let Some(sha) = resolve(r, &reference) else {
-            return validation("No commit found for SHA: ".to_owned().as_str(), json!([]));
+        let Some(sha) = resolve(&w.repos[&full], &reference) else {
+            return validation("No commit found for SHA: ", json!([]));
         };
+        // Statuses that settle after some reads.
+        let mut settled = Vec::new();
+        for entry in w.settling.iter_mut().filter(|e| e.0 == full && e.1 == sha) {
+            entry.4 = entry.4.saturating_sub(1);
+            if entry.4 == 0 {
+                settled.push((entry.2.clone(), entry.3.clone()));
+            }
+        }
+        w.settling.retain(|e| e.4 > 0);
+        if let Some(repo) = w.repos.get_mut(&full) {
+            for (context, state) in settled {
+                let list = repo.statuses.entry(sha.clone()).or_default();
+                list.retain(|s| s.context != context);
+                list.push(super::state::Status { context, state });
+            }
+        }
+        let r = &w.repos[&full];
         let list = r.statuses.get(&sha).cloned().unwrap_or_default();
         let state = if list
             .iter()

@@ -106,6 +106,10 @@ pub struct World {
     pub installations: HashMap<u64, u64>,
     /// Next N requests answered with a secondary rate limit (403 + retry-after).
     pub secondary: (u32, u64),
+    /// (repo, sha, context, final state, reads left): a status that settles after some reads.
+    pub settling: Vec<(String, String, String, String, u32)>,
+    /// Repositories where a commit lands on the head branch just before the next merge.
+    pub race_before_merge: Vec<String>,
     pub requests: Vec<String>,
     next_sha: u64,
 }

@@ -1,0 +1,738 @@
+//! The GitHub REST API, the one external system of this resource.
+//!
+//! octocrab carries the requests (TLS, base URL, auth header); its raw calls keep the status,
+//! the headers and the body in our hands, because the behaviour we promise lives there:
+//! `If-None-Match`/`304` for free polls, `x-ratelimit-reset` and `retry-after` honoured under a
+//! deadline, GitHub's 422/405/409 messages passed on. Every request is counted.
+
+use crate::source::{Auth, Config};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use protocol::Secret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error(
+        "{what}: GitHub said 401 ({message}); check source.access_token (or the App's key and installation)"
+    )]
+    Unauthorized { what: String, message: String },
+    #[error(
+        "{what}: GitHub said 403 ({message}); the token lacks permission (pull requests: write, contents/statuses/checks: read)"
+    )]
+    Forbidden { what: String, message: String },
+    #[error(
+        "{what}: not found (404); check source.repository, the branches, and that the token can see the repository"
+    )]
+    NotFound { what: String },
+    #[error("{what}: GitHub refused it (422 {message})")]
+    Validation {
+        what: String,
+        message: String,
+        errors: Vec<String>,
+    },
+    #[error(
+        "{what}: the token is out of API quota until {until} (x-ratelimit-reset), past the deadline"
+    )]
+    OutOfQuota { what: String, until: String },
+    #[error("{what}: {message}")]
+    Transient { what: String, message: String },
+    #[error("{what}: GitHub said {status} ({message})")]
+    Other {
+        what: String,
+        status: u16,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn message(&self) -> String {
+        self.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect()
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                e["message"].as_str().map(str::to_owned).unwrap_or_else(|| {
+                    format!(
+                        "{} {} {}",
+                        e["resource"].as_str().unwrap_or(""),
+                        e["field"].as_str().unwrap_or(""),
+                        e["code"].as_str().unwrap_or("")
+                    )
+                    .trim()
+                    .to_owned()
+                })
+            })
+            .collect()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ref {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Named {
+    #[serde(alias = "login")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pull {
+    pub number: u64,
+    pub state: String,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub html_url: String,
+    #[serde(default)]
+    pub merged: Option<bool>,
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    #[serde(default)]
+    pub mergeable: Option<bool>,
+    #[serde(default)]
+    pub mergeable_state: Option<String>,
+    pub head: Ref,
+    pub base: Ref,
+    #[serde(default)]
+    pub labels: Vec<Named>,
+    #[serde(default)]
+    pub requested_reviewers: Vec<Named>,
+    #[serde(default)]
+    pub draft: Option<bool>,
+}
+
+/// A check's state on a commit: a commit status context or a check run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckState {
+    Success,
+    Pending,
+    Failure,
+}
+
+pub struct Github {
+    octo: octocrab::Octocrab,
+    pub owner: String,
+    pub repo: String,
+    head: String,
+    base: String,
+    deadline: Duration,
+    token_fingerprint: String,
+    requests: AtomicUsize,
+}
+
+impl std::fmt::Debug for Github {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Github({}/{})", self.owner, self.repo)
+    }
+}
+
+fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn fingerprint(token: &Secret) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.expose().as_bytes());
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Github {
+    /// Connects: with a token, or by minting a GitHub App installation token (one request).
+    pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<Self> {
+        httpc::install_crypto_provider();
+        let builder = || -> anyhow::Result<octocrab::OctocrabBuilder<_, _, _, _>> {
+            octocrab::Octocrab::builder()
+                .base_uri(config.api_url.as_str())
+                .map_err(|e| anyhow::anyhow!("source.api_url: {e}"))
+        };
+        let (token, minted) = match &config.auth {
+            Auth::Token(t) => (t.clone(), false),
+            Auth::App {
+                app_id,
+                key,
+                installation_id,
+            } => {
+                let now = now_epoch();
+                let jwt = key
+                    .sign(json!({}), &json!({"iat": now.saturating_sub(60), "exp": now + 540, "iss": app_id.to_string()}))
+                    .map_err(|e| anyhow::anyhow!("source.private_key: {e}"))?;
+                let octo = builder()?
+                    .add_header(
+                        http::header::AUTHORIZATION,
+                        format!("Bearer {}", jwt.expose()),
+                    )
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("set up the GitHub client: {e}"))?;
+                let app = Self {
+                    octo,
+                    owner: config.owner.clone(),
+                    repo: config.repo.clone(),
+                    head: config.head.clone(),
+                    base: config.base.clone(),
+                    deadline,
+                    token_fingerprint: String::new(),
+                    requests: AtomicUsize::new(0),
+                };
+                let what = format!("mint an installation token for App {app_id}");
+                let reply = app
+                    .call(
+                        &what,
+                        http::Method::POST,
+                        &format!("/app/installations/{installation_id}/access_tokens"),
+                        Some(json!({})),
+                        None,
+                    )
+                    .await?;
+                if reply.status != 201 {
+                    return Err(app.error(&what, &reply).into());
+                }
+                let token = reply.json()["token"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow::anyhow!("{what}: no token in GitHub's answer"))?;
+                tracing::info!("minted an installation token for GitHub App {app_id}");
+                (Secret::new(token), true)
+            }
+        };
+        let octo = builder()?
+            .personal_token(token.expose().to_owned())
+            .build()
+            .map_err(|e| anyhow::anyhow!("set up the GitHub client: {e}"))?;
+        let gh = Self {
+            octo,
+            owner: config.owner.clone(),
+            repo: config.repo.clone(),
+            head: config.head.clone(),
+            base: config.base.clone(),
+            deadline,
+            token_fingerprint: fingerprint(&token),
+            requests: AtomicUsize::new(usize::from(minted)),
+        };
+        Ok(gh)
+    }
+
+    /// Requests sent so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Identifies the token in cache keys without revealing it.
+    pub fn token_fingerprint(&self) -> &str {
+        &self.token_fingerprint
+    }
+
+    pub fn repo_path(&self, rest: &str) -> String {
+        format!("/repos/{}/{}{rest}", self.owner, self.repo)
+    }
+
+    /// One request, with rate limits (403/429 with `x-ratelimit-remaining: 0`, `retry-after`)
+    /// and 5xx/connection faults waited out under the deadline.
+    pub async fn call(
+        &self,
+        what: &str,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+        extra: Option<HeaderMap>,
+    ) -> Result<Reply, GithubError> {
+        let deadline = Instant::now() + self.deadline;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("{method} {path}");
+            let sent = match method.as_str() {
+                "GET" => self.octo._get_with_headers(path, extra.clone()).await,
+                "POST" => self.octo._post(path, body.as_ref()).await,
+                "PATCH" => self.octo._patch(path, body.as_ref()).await,
+                "PUT" => self.octo._put(path, body.as_ref()).await,
+                other => {
+                    return Err(GithubError::Other {
+                        what: what.to_owned(),
+                        status: 0,
+                        message: format!("unsupported method {other}"),
+                    });
+                }
+            };
+            let (wait, reason) = match sent {
+                Err(e) => (
+                    None,
+                    format!("cannot reach GitHub: {}", one_line(&e.to_string())),
+                ),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let body = self.octo.body_to_string(response).await.unwrap_or_default();
+                    let reply = Reply {
+                        status,
+                        headers,
+                        body,
+                    };
+                    let limited = (status == 403 || status == 429)
+                        && (reply.header("x-ratelimit-remaining") == Some("0")
+                            || reply.header("retry-after").is_some());
+                    if limited {
+                        let wait = match reply
+                            .header("retry-after")
+                            .and_then(|v| v.parse::<u64>().ok())
+                        {
+                            Some(secs) => secs,
+                            None => {
+                                reply
+                                    .header("x-ratelimit-reset")
+                                    .and_then(|v| v.parse::<u64>().ok())
+                                    .unwrap_or(0)
+                                    .saturating_sub(now_epoch())
+                                    + 1
+                            }
+                        };
+                        let wait = Duration::from_secs(wait);
+                        if Instant::now() + wait > deadline {
+                            let until = reply
+                                .header("x-ratelimit-reset")
+                                .map(|r| {
+                                    format!(
+                                        "epoch {r} (in {}s)",
+                                        r.parse::<u64>().unwrap_or(0).saturating_sub(now_epoch())
+                                    )
+                                })
+                                .unwrap_or_else(|| {
+                                    format!("{}s from now (retry-after)", wait.as_secs())
+                                });
+                            return Err(GithubError::OutOfQuota {
+                                what: what.to_owned(),
+                                until,
+                            });
+                        }
+                        (Some(wait), format!("rate limited ({})", reply.message()))
+                    } else if status >= 500 {
+                        (None, format!("GitHub said {status}"))
+                    } else {
+                        return Ok(reply);
+                    }
+                }
+            };
+            let backoff = Duration::from_millis(500 * (1 << (attempt - 1).min(5)));
+            let delay = wait.unwrap_or(backoff);
+            if Instant::now() + delay > deadline {
+                return Err(GithubError::Transient {
+                    what: what.to_owned(),
+                    message: format!("{reason}; gave up at the deadline"),
+                });
+            }
+            tracing::warn!(
+                "{what}: {reason}; retrying in {}s",
+                delay.as_secs_f64().ceil()
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The error for an unexpected reply.
+    pub fn error(&self, what: &str, reply: &Reply) -> GithubError {
+        let what = what.to_owned();
+        let message = reply.message();
+        match reply.status {
+            401 => GithubError::Unauthorized { what, message },
+            403 => GithubError::Forbidden { what, message },
+            404 => GithubError::NotFound { what },
+            422 => {
+                let errors = reply.errors();
+                let message = if errors.is_empty() {
+                    message
+                } else {
+                    format!("{message}: {}", errors.join("; "))
+                };
+                GithubError::Validation {
+                    what,
+                    message,
+                    errors,
+                }
+            }
+            status => GithubError::Other {
+                what,
+                status,
+                message,
+            },
+        }
+    }
+
+    /// Commits of `head` that `base` lacks, and `head`'s sha.
+    pub async fn compare(&self, base: &str, head: &str) -> Result<(u64, String), GithubError> {
+        let what = format!("compare {base}...{head} of {}/{}", self.owner, self.repo);
+        let reply = self
+            .call(
+                &what,
+                http::Method::GET,
+                &self.repo_path(&format!("/compare/{base}...{head}?per_page=1")),
+                None,
+                None,
+            )
+            .await?;
+        if reply.status != 200 {
+            return Err(self.error(&what, &reply));
+        }
+        let v = reply.json();
+        let ahead = v["ahead_by"].as_u64().unwrap_or(0);
+        let sha = v["commits"]
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(|c| c["sha"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_default();
+        Ok((ahead, sha))
+    }
+
+    /// Pull requests `head` -> `base` in `state` (`open`, `all`), with an optional ETag for a
+    /// conditional request. `Ok(None)`: not modified.
+    pub async fn list_pulls(
+        &self,
+        head: &str,
+        base: &str,
+        state: &str,
+        etag: Option<&str>,
+    ) -> Result<Option<(Vec<Pull>, Option<String>)>, GithubError> {
+        let what = format!(
+            "list the pull requests {head} -> {base} of {}/{}",
+            self.owner, self.repo
+        );
+        let mut headers = HeaderMap::new();
+        if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(HeaderName::from_static("if-none-match"), tag);
+        }
+        let mut path = Some(self.repo_path(&format!(
+            "/pulls?state={state}&head={}:{head}&base={base}&per_page=100&direction=asc",
+            self.owner
+        )));
+        let mut all = Vec::new();
+        let mut first_etag = None;
+        while let Some(p) = path.take() {
+            let reply = self
+                .call(&what, http::Method::GET, &p, None, Some(headers.clone()))
+                .await?;
+            if reply.status == 304 {
+                return Ok(None);
+            }
+            if reply.status != 200 {
+                return Err(self.error(&what, &reply));
+            }
+            if first_etag.is_none() {
+                first_etag = reply.header("etag").map(str::to_owned);
+            }
+            let page: Vec<Pull> =
+                serde_json::from_str(&reply.body).map_err(|e| GithubError::Other {
+                    what: what.clone(),
+                    status: 200,
+                    message: format!("unexpected JSON: {e}"),
+                })?;
+            all.extend(page);
+            path = reply.header("link").and_then(next_link).map(|u| {
+                u.split_once("://")
+                    .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                    .unwrap_or(u)
+            });
+            headers = HeaderMap::new();
+        }
+        Ok(Some((all, first_etag)))
+    }
+
+    pub async fn create_pull(
+        &self,
+        title: &str,
+        body: &str,
+        draft: bool,
+    ) -> Result<Result<Pull, Vec<String>>, GithubError> {
+        let what = format!("open a pull request in {}/{}", self.owner, self.repo);
+        let reply = self.call(&what, http::Method::POST, &self.repo_path("/pulls"), Some(json!({"title": title, "body": body, "head": self.head_label(), "base": self.base_name(), "draft": draft, "maintainer_can_modify": false})), None).await?;
+        match reply.status {
+            201 => serde_json::from_str(&reply.body)
+                .map(Ok)
+                .map_err(|e| GithubError::Other {
+                    what,
+                    status: 201,
+                    message: e.to_string(),
+                }),
+            422 => Ok(Err(reply.errors())),
+            _ => Err(self.error(&what, &reply)),
+        }
+    }
+
+    fn head_label(&self) -> String {
+        format!("{}:{}", self.owner, self.head)
+    }
+
+    fn base_name(&self) -> String {
+        self.base.clone()
+    }
+
+    pub async fn update_pull(
+        &self,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> Result<Pull, GithubError> {
+        let what = format!("update pull request #{number}");
+        let reply = self
+            .call(
+                &what,
+                http::Method::PATCH,
+                &self.repo_path(&format!("/pulls/{number}")),
+                Some(json!({"title": title, "body": body})),
+                None,
+            )
+            .await?;
+        if reply.status != 200 {
+            return Err(self.error(&what, &reply));
+        }
+        serde_json::from_str(&reply.body).map_err(|e| GithubError::Other {
+            what,
+            status: 200,
+            message: e.to_string(),
+        })
+    }
+
+    pub async fn get_pull(&self, number: u64) -> Result<Pull, GithubError> {
+        let what = format!(
+            "read pull request #{number} of {}/{}",
+            self.owner, self.repo
+        );
+        let reply = self
+            .call(
+                &what,
+                http::Method::GET,
+                &self.repo_path(&format!("/pulls/{number}")),
+                None,
+                None,
+            )
+            .await?;
+        if reply.status != 200 {
+            return Err(self.error(&what, &reply));
+        }
+        serde_json::from_str(&reply.body).map_err(|e| GithubError::Other {
+            what,
+            status: 200,
+            message: e.to_string(),
+        })
+    }
+
+    /// The raw JSON of a pull request (what `in` writes).
+    pub async fn get_pull_json(&self, number: u64) -> Result<Value, GithubError> {
+        let what = format!(
+            "read pull request #{number} of {}/{}",
+            self.owner, self.repo
+        );
+        let reply = self
+            .call(
+                &what,
+                http::Method::GET,
+                &self.repo_path(&format!("/pulls/{number}")),
+                None,
+                None,
+            )
+            .await?;
+        if reply.status != 200 {
+            return Err(self.error(&what, &reply));
+        }
+        Ok(reply.json())
+    }
+
+    pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GithubError> {
+        let what = format!("label pull request #{number}");
+        let reply = self
+            .call(
+                &what,
+                http::Method::POST,
+                &self.repo_path(&format!("/issues/{number}/labels")),
+                Some(json!({"labels": labels})),
+                None,
+            )
+            .await?;
+        if reply.status != 200 {
+            return Err(self.error(&what, &reply));
+        }
+        Ok(())
+    }
+
+    pub async fn request_reviewers(
+        &self,
+        number: u64,
+        users: &[String],
+        teams: &[String],
+    ) -> Result<(), GithubError> {
+        let what = format!("request reviewers on pull request #{number}");
+        let reply = self
+            .call(
+                &what,
+                http::Method::POST,
+                &self.repo_path(&format!("/pulls/{number}/requested_reviewers")),
+                Some(json!({"reviewers": users, "team_reviewers": teams})),
+                None,
+            )
+            .await?;
+        if reply.status != 201 {
+            return Err(self.error(&what, &reply));
+        }
+        Ok(())
+    }
+
+    /// The contexts branch protection requires on `base`; `None` when it requires none.
+    pub async fn required_checks(&self, base: &str) -> Result<Option<Vec<String>>, GithubError> {
+        let what = format!("read the required checks of {base}");
+        let reply = self
+            .call(
+                &what,
+                http::Method::GET,
+                &self.repo_path(&format!(
+                    "/branches/{base}/protection/required_status_checks"
+                )),
+                None,
+                None,
+            )
+            .await?;
+        match reply.status {
+            200 => {
+                let v = reply.json();
+                let mut contexts: Vec<String> = v["contexts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                for c in v["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["context"].as_str())
+                {
+                    if !contexts.iter().any(|x| x == c) {
+                        contexts.push(c.to_owned());
+                    }
+                }
+                Ok(Some(contexts))
+            }
+            // Not protected, or protected without required checks; 403 when the token may not
+            // read protection: then every reported check must pass.
+            404 | 403 => Ok(None),
+            _ => Err(self.error(&what, &reply)),
+        }
+    }
+
+    /// Every commit status context and check run on `sha`, reduced to one state each.
+    pub async fn checks(&self, sha: &str) -> Result<Vec<(String, CheckState)>, GithubError> {
+        let what = format!("read the checks of {}", &sha[..sha.len().min(12)]);
+        let statuses = self
+            .call(
+                &what,
+                http::Method::GET,
+                &self.repo_path(&format!("/commits/{sha}/status")),
+                None,
+                None,
+            )
+            .await?;
+        if statuses.status != 200 {
+            return Err(self.error(&what, &statuses));
+        }
+        let runs = self
+            .call(
+                &what,
+                http::Method::GET,
+                &self.repo_path(&format!("/commits/{sha}/check-runs?per_page=100")),
+                None,
+                None,
+            )
+            .await?;
+        if runs.status != 200 {
+            return Err(self.error(&what, &runs));
+        }
+        let mut out = Vec::new();
+        for s in statuses.json()["statuses"].as_array().into_iter().flatten() {
+            let state = match s["state"].as_str() {
+                Some("success") => CheckState::Success,
+                Some("failure" | "error") => CheckState::Failure,
+                _ => CheckState::Pending,
+            };
+            out.push((s["context"].as_str().unwrap_or("").to_owned(), state));
+        }
+        for r in runs.json()["check_runs"].as_array().into_iter().flatten() {
+            let state = match (r["status"].as_str(), r["conclusion"].as_str()) {
+                (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
+                (Some("completed"), _) => CheckState::Failure,
+                _ => CheckState::Pending,
+            };
+            out.push((r["name"].as_str().unwrap_or("").to_owned(), state));
+        }
+        Ok(out)
+    }
+
+    /// Merges `number` if its head is still `sha`. `Ok(merge commit sha)`, or GitHub's refusal.
+    pub async fn merge(
+        &self,
+        number: u64,
+        sha: &str,
+        method: &str,
+    ) -> Result<Result<String, (u16, String)>, GithubError> {
+        let what = format!("merge pull request #{number}");
+        let reply = self
+            .call(
+                &what,
+                http::Method::PUT,
+                &self.repo_path(&format!("/pulls/{number}/merge")),
+                Some(json!({"sha": sha, "merge_method": method})),
+                None,
+            )
+            .await?;
+        match reply.status {
+            200 => Ok(Ok(reply.json()["sha"].as_str().unwrap_or("").to_owned())),
+            405 | 409 => Ok(Err((reply.status, reply.message()))),
+            _ => Err(self.error(&what, &reply)),
+        }
+    }
+}
+
+/// `<URL>; rel="next"`.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',')
+        .find(|l| l.contains("rel=\"next\""))
+        .and_then(|l| {
+            let start = l.find('<')? + 1;
+            let end = l.find('>')?;
+            Some(l[start..end].to_owned())
+        })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,3 @@
+fn main() {
+    protocol::main(github_promote_pr::PromotePr)
+}

@@ -1,0 +1,262 @@
+//! `source` and `params` as written, and the validated configuration.
+
+use protocol::{FieldError, Secret};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `source` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `owner/name` of the repository, e.g. `microservices/micro-api-gateway`.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub repository: Option<String>,
+    /// The branch promoted into (default `master`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub base: Option<String>,
+    /// The branch promoted (default `develop`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub head: Option<String>,
+    /// The REST API root (default `https://api.github.com`; GitHub Enterprise: `https://HOST/api/v3`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub api_url: Option<String>,
+    /// A token with pull-request write access.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// GitHub App id (with `private_key` and `installation_id`, instead of `access_token`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub app_id: Option<String>,
+    /// The App's private key (PEM).
+    #[serde(default)]
+    pub private_key: Option<Secret>,
+    /// The App's installation id on the repository's owner.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub installation_id: Option<String>,
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Token(Secret),
+    App {
+        app_id: u64,
+        key: std::sync::Arc<jwt::Signer>,
+        installation_id: u64,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub owner: String,
+    pub repo: String,
+    pub base: String,
+    pub head: String,
+    pub api_url: String,
+    pub auth: Auth,
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl TryFrom<Source> for Config {
+    type Error = FieldError;
+
+    fn try_from(s: Source) -> Result<Self, FieldError> {
+        let repository = s.repository.ok_or_else(|| {
+            FieldError::missing("source.repository", "\"microservices/micro-api-gateway\"")
+        })?;
+        let (owner, repo) = repository
+            .split_once('/')
+            .filter(|(o, r)| valid_name(o) && valid_name(r) && !r.contains('/'))
+            .ok_or_else(|| {
+                FieldError::new(
+                    "source.repository",
+                    "must be OWNER/NAME, e.g. \"microservices/micro-api-gateway\"",
+                )
+            })?;
+        let base = s.base.unwrap_or_else(|| "master".to_owned());
+        let head = s.head.unwrap_or_else(|| "develop".to_owned());
+        if base == head {
+            return Err(FieldError::new(
+                "source.head",
+                format!(
+                    "is the same branch as source.base (\"{base}\"); nothing would be promoted"
+                ),
+            ));
+        }
+        let api_url = s
+            .api_url
+            .unwrap_or_else(|| "https://api.github.com".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(FieldError::new(
+                "source.api_url",
+                "must be an http(s) URL, e.g. \"https://github.example.com/api/v3\"",
+            ));
+        }
+        let app = s.app_id.is_some() || s.private_key.is_some() || s.installation_id.is_some();
+        let auth = match (s.access_token, app) {
+            (Some(_), true) => {
+                return Err(FieldError::conflict(
+                    "source.access_token",
+                    "source.app_id/private_key/installation_id",
+                ));
+            }
+            (Some(token), false) => {
+                if token.is_empty() {
+                    return Err(FieldError::new(
+                        "source.access_token",
+                        "is empty; set a token or use a GitHub App",
+                    ));
+                }
+                Auth::Token(token)
+            }
+            (None, true) => {
+                let app_id = s
+                    .app_id
+                    .ok_or_else(|| FieldError::missing("source.app_id", "\"123456\""))?;
+                let app_id = app_id.parse().map_err(|_| {
+                    FieldError::new("source.app_id", "must be the App's numeric id")
+                })?;
+                let installation = s
+                    .installation_id
+                    .ok_or_else(|| FieldError::missing("source.installation_id", "\"7654321\""))?;
+                let installation_id = installation.parse().map_err(|_| {
+                    FieldError::new("source.installation_id", "must be a numeric id")
+                })?;
+                let pem = s.private_key.ok_or_else(|| {
+                    FieldError::missing("source.private_key", "((github-app-key))")
+                })?;
+                let key = jwt::Signer::from_pem(&pem)
+                    .map_err(|e| FieldError::new("source.private_key", e.to_string()))?;
+                Auth::App {
+                    app_id,
+                    key: std::sync::Arc::new(key),
+                    installation_id,
+                }
+            }
+            (None, false) => {
+                return Err(FieldError::new(
+                    "source.access_token",
+                    "missing; set it (e.g. ((github-token))) or app_id, private_key and installation_id",
+                ));
+            }
+        };
+        Ok(Self {
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            base,
+            head,
+            api_url,
+            auth,
+        })
+    }
+}
+
+/// How a pull request is merged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMethod {
+    #[default]
+    Merge,
+    Squash,
+    Rebase,
+}
+
+impl MergeMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        }
+    }
+}
+
+/// `out` params as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    /// Title of the pull request (default `Promote develop to master`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub title: Option<String>,
+    /// File holding the title.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub title_file: Option<String>,
+    /// Body (default: the build link, the images promoted, the acceptance summary).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub body: Option<String>,
+    /// File holding the body.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub body_file: Option<String>,
+    /// `gcr-image` get directories whose images and digests the default body lists.
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub images: Vec<String>,
+    /// An `acceptance-run` get directory whose summary the default body includes.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub acceptance: Option<String>,
+    /// Labels to add.
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub labels: Vec<String>,
+    /// Users asked to review.
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub reviewers: Vec<String>,
+    /// Teams asked to review.
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub team_reviewers: Vec<String>,
+    /// Open it as a draft.
+    #[serde(default)]
+    pub draft: bool,
+    /// Merge once GitHub says it is mergeable and the required checks are green.
+    #[serde(default)]
+    pub merge: bool,
+    /// `merge` (default), `squash` or `rebase`.
+    #[serde(default)]
+    pub merge_method: MergeMethod,
+    /// How long `merge` waits for mergeability and checks, e.g. `10m`, `90s` (default `10m`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub timeout: Option<String>,
+}
+
+/// `30s`, `10m`, `1h`, `1h30m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().ok()?;
+        number.clear();
+        total += match c {
+            's' => n,
+            'm' => n * 60,
+            'h' => n * 3600,
+            _ => return None,
+        };
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    (total > 0).then(|| Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_concourse_ones() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("0s"), None);
+    }
+}
