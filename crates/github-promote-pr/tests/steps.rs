@@ -168,7 +168,7 @@ fn merges_when_the_required_checks_are_green() {
         .find(|m| m["name"] == "merged")
         .unwrap();
     assert_eq!(merged["value"], "true");
-    assert_eq!(gh.pulls(REPO)[0].2, true);
+    assert!(gh.pulls(REPO)[0].2, "merged");
     assert!(
         answer["metadata"]
             .as_array()
