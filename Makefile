@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 IMAGE_BINS := target/$(TARGET)/image
 # Every resource that ships as an image. example-resource proves the kit only.
-RESOURCES := example-resource gcr-image
+RESOURCES := example-resource gcr-image github-promote-pr
 
 .PHONY: all build lint test unit images image-bins clean
 
@@ -42,3 +42,4 @@ clean:
 bench: image-bins
 	$(CARGO) bench --locked -p e2e --bench coldstart
 	$(CARGO) bench --locked -p e2e --bench registry
+	$(CARGO) bench --locked -p e2e --bench github
