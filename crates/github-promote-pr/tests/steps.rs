@@ -449,3 +449,69 @@ fn bad_input_names_the_field() {
         gh.requests()
     );
 }
+
+#[test]
+fn reviewers_and_teams_are_requested_once() {
+    let gh = fake();
+    gh.push(REPO, "develop", 1);
+    let sources = temp_dir();
+    let params = json!({"reviewers": ["alice"], "team_reviewers": ["platform"], "draft": true});
+    put(&gh, params.clone(), sources.path()).success();
+    let (_, _, reviewers) = gh.pull_detail(REPO, 1).unwrap();
+    assert_eq!(reviewers, ["alice"]);
+    let mark = gh.requests().len();
+    put(
+        &gh,
+        json!({"reviewers": ["alice"], "draft": true}),
+        sources.path(),
+    )
+    .success();
+    assert_eq!(
+        new_requests(&gh, mark).len(),
+        2,
+        "alice is already asked: {:?}",
+        new_requests(&gh, mark)
+    );
+}
+
+#[test]
+fn a_token_out_of_quota_past_the_deadline_says_until_when() {
+    let gh = fake();
+    gh.push(REPO, "develop", 1);
+    gh.exhaust_rate_limit(CANARY, Duration::from_secs(3600));
+    let sources = temp_dir();
+    let line = put(&gh, json!({}), sources.path()).one_line_failure();
+    assert!(line.starts_with("compare master...develop of microservices/micro-api-gateway: the token is out of API quota until epoch "), "{line}");
+    assert!(
+        line.ends_with("(x-ratelimit-reset), past the deadline"),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_follows_pagination_across_many_promotions() {
+    let gh = fake();
+    gh.add_merged_pulls(REPO, "develop", "master", 130);
+    let tmp = temp_dir();
+    let request = json!({"source": source(&gh)});
+    let latest = in_process(
+        &PromotePr,
+        &["check"],
+        request.to_string().as_bytes(),
+        &env(tmp.path()),
+    )
+    .success();
+    assert_eq!(latest.as_array().unwrap().len(), 1);
+    assert_eq!(latest[0]["number"], "130");
+    let pages = gh
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/pulls?"))
+        .count();
+    assert_eq!(
+        pages,
+        2,
+        "130 pull requests at 100 a page: {:?}",
+        gh.requests()
+    );
+}

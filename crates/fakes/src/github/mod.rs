@@ -202,6 +202,36 @@ impl FakeGithub {
         w.installations.insert(installation_id, app_id);
     }
 
+    /// Seeds `n` merged pull requests `head` -> `base` (history for check and pagination).
+    pub fn add_merged_pulls(&self, full: &str, head: &str, base: &str, n: usize) {
+        let mut w = self.world();
+        w.add_repo(full);
+        for _ in 0..n {
+            let sha = w.new_sha();
+            let merge = w.new_sha();
+            let repo = w.repos.get_mut(full).expect("added");
+            let number = repo.pulls.iter().map(|p| p.number).max().unwrap_or(0) + 1;
+            repo.pulls.push(state::Pull {
+                number,
+                title: format!("Promote {head} to {base}"),
+                body: String::new(),
+                head: head.to_owned(),
+                base: base.to_owned(),
+                head_sha: sha,
+                state: "closed".into(),
+                merged: true,
+                merge_commit_sha: Some(merge),
+                labels: Vec::new(),
+                reviewers: Vec::new(),
+                teams: Vec::new(),
+                draft: false,
+                commits: 1,
+                mergeability_known: true,
+                conflict: false,
+            });
+        }
+    }
+
     /// Marks pull request `number` a draft.
     pub fn set_draft(&self, full: &str, number: u64, draft: bool) {
         if let Some(p) = self
