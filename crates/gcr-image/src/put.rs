@@ -48,6 +48,9 @@ pub struct PutParams {
     /// Removed from the end of the tag (`.dev` turns `1.4.0.dev` into `1.4.0`).
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub strip_suffix: Option<String>,
+    /// Appended to the tag (`.dev` turns a commit's short ref `1a2b3c4` into `1a2b3c4.dev`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub tag_suffix: Option<String>,
     /// More tags for the same digest.
     #[serde(default, deserialize_with = "protocol::lenient::strings")]
     pub additional_tags: Vec<String>,
@@ -282,6 +285,10 @@ fn tags(
                     format!("the tag \"{main}\" does not end with \"{suffix}\""),
                 )
             })?,
+        None => main,
+    };
+    let main = match &params.tag_suffix {
+        Some(suffix) => format!("{main}{suffix}"),
         None => main,
     };
     registry::reference::validate_tag(&main)

@@ -131,7 +131,7 @@ fn bad_put_params_are_named_and_push_nothing() {
         (json!({"promote": "got-same", "strip_suffix": ".dev"}), "params.strip_suffix: the tag \"1.0.0\" does not end with \".dev\"".to_owned()),
         (json!({"image": "not-an-image", "tag": "1", "mount_from": "other.io/p/base"}), "params.mount_from: other.io/p/base is in another registry than 127.0.0.1:1/p/app; mounts work within one registry".to_owned()),
         (json!({"promote": "sha256:abc", "tag": "1"}), "params.promote: must be sha256: followed by 64 lowercase hex digits".to_owned()),
-        (json!({"image": "x", "tags": ["1"]}), "params.tags: unknown key; did you mean \"tag\"? (known keys: image, build, dockerfile, build_args, target, promote, tag, tag_file, strip_suffix, additional_tags, additional_tags_file, mount_from)".to_owned()),
+        (json!({"image": "x", "tags": ["1"]}), "params.tags: unknown key; did you mean \"tag\"? (known keys: image, build, dockerfile, build_args, target, promote, tag, tag_file, strip_suffix, tag_suffix, additional_tags, additional_tags_file, mount_from)".to_owned()),
     ];
     for (params, expected) in cases {
         assert_eq!(

@@ -285,10 +285,12 @@ fn out_pushes_an_oci_layout_and_an_oci_tarball_that_skopeo_reads_back() {
     let mark = registry.requests().len();
     let mounted = put(
         &json!({"repository": other, "insecure": true}),
-        json!({"image": "layout", "tag": "1", "mount_from": repo}),
+        json!({"image": "layout", "tag": "1", "tag_suffix": ".dev", "mount_from": repo}),
         sources.path(),
     );
-    assert_eq!(mounted.success()["version"]["digest"], digest);
+    let mounted = mounted.success();
+    assert_eq!(mounted["version"]["digest"], digest);
+    assert_eq!(mounted["version"]["tag"], "1.dev");
     let requests = since(&registry, mark);
     assert_eq!(
         requests.iter().filter(|r| r.contains("mount=")).count(),
