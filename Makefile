@@ -9,7 +9,7 @@ IMAGE_BINS := target/$(TARGET)/image
 # Every resource that ships as an image. example-resource proves the kit only.
 RESOURCES := example-resource gcr-image github-promote-pr
 
-.PHONY: all build lint test unit images image-bins clean
+.PHONY: all build lint test unit images image-bins clean pipeline
 
 all: build
 
@@ -43,3 +43,8 @@ bench: image-bins
 	$(CARGO) bench --locked -p e2e --bench coldstart
 	$(CARGO) bench --locked -p e2e --bench registry
 	$(CARGO) bench --locked -p e2e --bench github
+
+# Renders ci/pipeline.yml and ci/k8s/services.yml from ci/repos.yml, then checks the pipeline.
+pipeline:
+	$(CARGO) run --locked -q -p pipeline -- render
+	$(CARGO) run --locked -q -p pipeline -- check ci/pipeline.yml

@@ -1,0 +1,7 @@
+//! The pipeline as code: `ci/pipeline.yml` rendered from the table of repositories, and a
+//! checker that reports, with file and line, what `fly validate-pipeline` would reject and
+//! more.
+
+pub mod check;
+pub mod render;
+pub mod yaml;

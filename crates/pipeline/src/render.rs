@@ -1,0 +1,286 @@
+//! Renders `ci/pipeline.yml` and `ci/k8s/services.yml` from the table of repositories in
+//! `ci/repos.yml`, so the seven repositories are described once, not in seven hand-copied
+//! blocks. A test keeps the committed files equal to the rendering.
+
+use crate::yaml::{self, Node};
+
+/// One row of `ci/repos.yml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    /// `micro-api-gateway`.
+    pub name: String,
+    /// `golang:1.6.2`, `node:argon`.
+    pub base_image: String,
+    /// `./coverage.sh`, `gulp test`, `npm test`, `godog`.
+    pub test: String,
+    /// The Deployment (and image) name for services; `None` for the acceptance tests.
+    pub deployment: Option<String>,
+    /// The port the service listens on.
+    pub port: Option<u16>,
+    /// The repository holding the acceptance suite.
+    pub acceptance: bool,
+}
+
+impl Repo {
+    /// Image name in `us.gcr.io/microservices-kube/`: the repository name without `micro-`.
+    pub fn image(&self) -> String {
+        self.name
+            .strip_prefix("micro-")
+            .unwrap_or(&self.name)
+            .to_owned()
+    }
+
+    /// `MICRO_API_GATEWAY_DEPLOY_KEY`.
+    pub fn key_var(&self) -> String {
+        format!(
+            "{}_DEPLOY_KEY",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+}
+
+/// Reads the table.
+pub fn repos(text: &str) -> Result<Vec<Repo>, String> {
+    let doc = yaml::parse(text)?;
+    let list = doc
+        .get("repositories")
+        .ok_or("ci/repos.yml: no repositories list")?;
+    list.items()
+        .iter()
+        .map(|r: &Node| {
+            let field = |k: &str| r.get(k).and_then(Node::as_str).map(str::to_owned);
+            let name = field("name").ok_or(format!(
+                "ci/repos.yml:{}: a repository without a name",
+                r.line
+            ))?;
+            Ok(Repo {
+                base_image: field("base_image")
+                    .ok_or(format!("ci/repos.yml:{}: {name} has no base_image", r.line))?,
+                test: field("test").ok_or(format!(
+                    "ci/repos.yml:{}: {name} has no test command",
+                    r.line
+                ))?,
+                deployment: field("deployment"),
+                port: field("port").and_then(|p| p.parse().ok()),
+                acceptance: field("acceptance").as_deref() == Some("true"),
+                name,
+            })
+        })
+        .collect()
+}
+
+const REGISTRY: &str = "us.gcr.io/microservices-kube";
+
+/// `ci/pipeline.yml`.
+pub fn pipeline(repos: &[Repo]) -> String {
+    let mut y = String::new();
+    let services: Vec<&Repo> = repos.iter().filter(|r| r.deployment.is_some()).collect();
+    let imaged: Vec<&Repo> = repos
+        .iter()
+        .filter(|r| r.deployment.is_some() || r.acceptance)
+        .collect();
+    let suite = repos.iter().find(|r| r.acceptance);
+    y.push_str("# Continuous delivery of the microservices. RENDERED from ci/repos.yml by `make pipeline`:\n");
+    y.push_str("# edit the table there, not this file (a test fails when they disagree).\n");
+    y.push_str("#   fly -t TARGET set-pipeline -p microservices -c ci/pipeline.yml -l vars.yml\n");
+    y.push_str("# Every ((var)) is described in ci/vars.example.yml.\n\n");
+
+    y.push_str("resource_types:\n");
+    for t in [
+        "gcr-image",
+        "k8s-deploy",
+        "github-promote-pr",
+        "acceptance-run",
+    ] {
+        y.push_str(&format!(
+            "- name: {t}\n  type: registry-image\n  source:\n    repository: {REGISTRY}/{t}\n    tag: ((resource-types-tag))\n    username: _json_key\n    password: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+        ));
+    }
+
+    y.push_str("\nresources:\n");
+    y.push_str("- name: ci\n  type: git\n  icon: cog\n  source:\n    uri: ((ci-repository-uri))\n    branch: main\n    private_key: ((CI_DEPLOY_KEY))\n");
+    for r in repos {
+        y.push_str(&format!(
+            "- name: {0}\n  type: git\n  icon: source-branch\n  source:\n    uri: git@github.com:((github-org))/{0}.git\n    branch: develop\n    private_key: (({1}))\n",
+            r.name,
+            r.key_var()
+        ));
+    }
+    for r in &imaged {
+        let image = r.image();
+        y.push_str(&format!(
+            "- name: {image}-dev\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '\\.dev$'\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+        ));
+    }
+    for r in &services {
+        let image = r.image();
+        y.push_str(&format!(
+            "- name: {image}-prod\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '^[0-9a-f]{{7,40}}$'\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+        ));
+    }
+    y.push_str("- name: test-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    kubeconfig: ((TEST_KUBECONFIG))\n    namespace: microservices-test\n");
+    y.push_str("- name: prod-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    server: ((PROD_CLUSTER_SERVER))\n    certificate_authority: ((PROD_CLUSTER_CA))\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n    namespace: microservices\n");
+    y.push_str(&format!(
+        "- name: acceptance\n  type: acceptance-run\n  icon: check-all\n  source:\n    reports_repository: {REGISTRY}/acceptance-reports\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n    kubeconfig: ((TEST_KUBECONFIG))\n"
+    ));
+    for r in repos {
+        y.push_str(&format!(
+            "- name: {0}-promotion\n  type: github-promote-pr\n  icon: source-pull\n  source:\n    repository: ((github-org))/{0}\n    access_token: ((GITHUB_TOKEN))\n",
+            r.name
+        ));
+    }
+
+    y.push_str("\njobs:\n");
+    let on_failure = |job: &str, look: &str| {
+        format!(
+            "  on_failure:\n    task: say-where-to-look\n    config:\n      platform: linux\n      image_resource: {{type: registry-image, source: {{repository: busybox}}}}\n      run: {{path: echo, args: [\"{job} failed: {look}\"]}}\n"
+        )
+    };
+    for r in repos {
+        let (image, tag) = r
+            .base_image
+            .split_once(':')
+            .unwrap_or((&r.base_image, "latest"));
+        y.push_str(&format!(
+            "- name: unit-{0}\n  max_in_flight: 1\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n  - task: unit-tests\n    file: ci/ci/tasks/unit-tests.yml\n    input_mapping: {{source: {0}}}\n    vars: {{base_image: {image}, base_tag: \"{tag}\", test_command: \"{1}\"}}\n",
+            r.name, r.test
+        ));
+        y.push_str(&on_failure(
+            &format!("unit-{}", r.name),
+            "the unit-tests task output above; run the same command in the repository",
+        ));
+    }
+    for r in &imaged {
+        let image = r.image();
+        y.push_str(&format!(
+            "- name: build-{image}\n  max_in_flight: 2\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n    passed: [unit-{0}]\n  - task: build-image\n    privileged: true\n    file: ci/ci/tasks/build-image.yml\n    input_mapping: {{context: {0}}}\n  - put: {image}-dev\n    params: {{image: image/image.tar, tag_file: {0}/.git/short_ref, tag_suffix: .dev}}\n",
+            r.name
+        ));
+        y.push_str(&on_failure(
+            &format!("build-{image}"),
+            "the build-image task (Dockerfile) or the gcr-image put (registry credentials)",
+        ));
+    }
+    let dev_gets = |passed: &str, trigger: bool| {
+        imaged
+            .iter()
+            .map(|r| {
+                format!(
+                    "    - get: {}-dev\n      passed: [{}]\n{}",
+                    r.image(),
+                    passed.replace("{}", &r.image()),
+                    if trigger { "      trigger: true\n" } else { "" }
+                )
+            })
+            .collect::<String>()
+    };
+    y.push_str("- name: deploy-test\n  serial: true\n  serial_groups: [test-environment]\n  plan:\n  - get: ci\n  - in_parallel:\n");
+    y.push_str(&dev_gets("build-{}", true));
+    y.push_str("  - put: test-cluster\n    params:\n      ephemeral_namespace: microservices-test\n      manifests: [ci/ci/k8s/services.yml]\n      images:\n");
+    for r in &services {
+        let d = r.deployment.as_deref().unwrap_or_default();
+        y.push_str(&format!(
+            "      - {{deployment: {d}, container: {d}, image: {}-dev}}\n",
+            r.image()
+        ));
+    }
+    y.push_str("      rollback_on_failure: false\n      timeout: 5m\n");
+    y.push_str(&on_failure("deploy-test", "the rollout lines above (ImagePullBackOff, CrashLoopBackOff, timeouts) and the test namespace"));
+
+    let suite_image = suite
+        .map(Repo::image)
+        .unwrap_or_else(|| "acceptance-tests".into());
+    y.push_str("- name: acceptance\n  serial: true\n  serial_groups: [test-environment]\n  plan:\n  - in_parallel:\n");
+    y.push_str(&dev_gets("deploy-test", true));
+    y.push_str("    - get: test-cluster\n      passed: [deploy-test]\n      trigger: true\n");
+    y.push_str(&format!(
+        "  - put: acceptance\n    params:\n      namespace_from: test-cluster\n      gateway_url: http://api-gateway:8080\n      smoke:\n{}      runner: kubernetes\n      image: {suite_image}-dev\n      timeout: 15m\n",
+        services
+            .iter()
+            .map(|r| format!("      - {{name: {0}, path: /{0}/health}}\n", r.deployment.as_deref().unwrap_or_default()))
+            .collect::<String>()
+    ));
+    y.push_str("  ensure:\n    put: test-cluster\n    params: {delete_namespace: true}\n    no_get: true\n");
+    y.push_str(&on_failure("acceptance", "the acceptance-run output: failing scenarios are listed, the reports are stored in the registry"));
+
+    y.push_str("- name: publish-prod-images\n  serial: true\n  plan:\n  - in_parallel:\n");
+    y.push_str(&dev_gets("acceptance", true));
+    y.push_str("  - get: acceptance\n    passed: [acceptance]\n  - in_parallel:\n");
+    for r in &services {
+        let image = r.image();
+        y.push_str(&format!(
+            "    - put: {image}-prod\n      params: {{promote: {image}-dev, strip_suffix: .dev}}\n"
+        ));
+    }
+    y.push_str(&on_failure(
+        "publish-prod-images",
+        "the gcr-image promote output (registry permissions)",
+    ));
+
+    y.push_str("- name: open-promotion-prs\n  plan:\n  - in_parallel:\n");
+    for r in &services {
+        y.push_str(&format!(
+            "    - get: {}-prod\n      passed: [publish-prod-images]\n      trigger: true\n",
+            r.image()
+        ));
+    }
+    y.push_str("    - get: acceptance\n      passed: [publish-prod-images]\n  - in_parallel:\n");
+    for r in repos {
+        let images = if r.deployment.is_some() {
+            format!("[{}-prod]", r.image())
+        } else {
+            "[]".to_owned()
+        };
+        y.push_str(&format!("    - put: {}-promotion\n      params: {{images: {images}, acceptance: acceptance, labels: [promotion]}}\n", r.name));
+    }
+    y.push_str(&on_failure(
+        "open-promotion-prs",
+        "the github-promote-pr output (token permissions, branch names)",
+    ));
+
+    y.push_str("- name: deploy-prod\n  serial: true\n  plan:\n  - get: ci\n  - in_parallel:\n");
+    for r in &services {
+        y.push_str(&format!(
+            "    - get: {}-prod\n      passed: [open-promotion-prs]\n",
+            r.image()
+        ));
+    }
+    y.push_str("  - put: prod-cluster\n    params:\n      manifests: [ci/ci/k8s/services.yml]\n      images:\n");
+    for r in &services {
+        let d = r.deployment.as_deref().unwrap_or_default();
+        y.push_str(&format!(
+            "      - {{deployment: {d}, container: {d}, image: {}-prod}}\n",
+            r.image()
+        ));
+    }
+    y.push_str("      rollback_on_failure: true\n      timeout: 10m\n");
+    y.push_str(&on_failure(
+        "deploy-prod",
+        "the rollout lines above; a failed rollout was rolled back to the previous images",
+    ));
+
+    y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod]\n- name: unit-and-build\n  jobs:\n");
+    for r in repos {
+        y.push_str(&format!("  - unit-{}\n", r.name));
+    }
+    for r in &imaged {
+        y.push_str(&format!("  - build-{}\n", r.image()));
+    }
+    y
+}
+
+/// `ci/k8s/services.yml`: a Deployment and a Service per service.
+pub fn services(repos: &[Repo]) -> String {
+    let mut y = String::from(
+        "# RENDERED from ci/repos.yml by `make pipeline`. Images are set at deploy time by digest.\n",
+    );
+    for r in repos.iter().filter(|r| r.deployment.is_some()) {
+        let d = r.deployment.as_deref().unwrap_or_default();
+        let port = r.port.unwrap_or(8080);
+        y.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {d}\n  labels: {{app: {d}}}\nspec:\n  replicas: 2\n  progressDeadlineSeconds: 120\n  selector:\n    matchLabels: {{app: {d}}}\n  template:\n    metadata:\n      labels: {{app: {d}}}\n    spec:\n      containers:\n      - name: {d}\n        image: {REGISTRY}/{}:unset\n        ports:\n        - containerPort: {port}\n        readinessProbe:\n          httpGet: {{path: /{d}/health, port: {port}}}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {d}\nspec:\n  selector: {{app: {d}}}\n  ports:\n  - port: {port}\n    targetPort: {port}\n",
+            r.image()
+        ));
+    }
+    y
+}

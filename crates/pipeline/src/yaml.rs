@@ -1,0 +1,224 @@
+//! YAML with line numbers: a small tree built from yaml-rust2's marked events, so every
+//! finding of the checker can say `file:line`. Anchors and aliases are resolved; `<<` merge
+//! keys are expanded (Concourse's YAML parser supports both).
+
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+/// A value and the line (1-based) it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub line: usize,
+}
+
+impl Node {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn items(&self) -> &[Node] {
+        match &self.value {
+            Value::Seq(items) => items,
+            _ => &[],
+        }
+    }
+
+    pub fn entries(&self) -> &[(Node, Node)] {
+        match &self.value {
+            Value::Map(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    /// Every node below this one, this one included, depth first.
+    pub fn walk<'a>(&'a self, out: &mut Vec<&'a Node>) {
+        out.push(self);
+        match &self.value {
+            Value::Scalar(_) => {}
+            Value::Seq(items) => items.iter().for_each(|n| n.walk(out)),
+            Value::Map(entries) => entries.iter().for_each(|(k, v)| {
+                k.walk(out);
+                v.walk(out);
+            }),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<(Node, usize)>,
+    anchors: HashMap<usize, Node>,
+    done: Option<Node>,
+    /// Keys waiting for their value, per open mapping.
+    pending_keys: Vec<Option<Node>>,
+}
+
+impl Builder {
+    fn push_value(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        self.attach(node);
+    }
+
+    fn attach(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.done = Some(node),
+            Some((parent, _)) => match &mut parent.value {
+                Value::Seq(items) => items.push(node),
+                Value::Map(entries) => {
+                    let slot = self
+                        .pending_keys
+                        .last_mut()
+                        .expect("a mapping has a key slot");
+                    match slot.take() {
+                        None => *slot = Some(node),
+                        Some(key) if key.as_str() == Some("<<") => {
+                            // Merge keys: the merged map's entries, unless already present.
+                            let merged: Vec<(Node, Node)> = match node.value {
+                                Value::Map(m) => m,
+                                Value::Seq(maps) => maps
+                                    .into_iter()
+                                    .flat_map(|m| match m.value {
+                                        Value::Map(e) => e,
+                                        _ => Vec::new(),
+                                    })
+                                    .collect(),
+                                Value::Scalar(_) => Vec::new(),
+                            };
+                            for (k, v) in merged {
+                                if !entries.iter().any(|(x, _)| x.as_str() == k.as_str()) {
+                                    entries.push((k, v));
+                                }
+                            }
+                        }
+                        // An explicit key wins over one brought in by a merge key.
+                        Some(key) => match entries
+                            .iter_mut()
+                            .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str())
+                        {
+                            Some(existing) => *existing = (key, node),
+                            None => entries.push((key, node)),
+                        },
+                    }
+                }
+                Value::Scalar(_) => {}
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let line = mark.line();
+        match ev {
+            Event::Scalar(s, _, anchor, _) => self.push_value(
+                Node {
+                    value: Value::Scalar(s),
+                    line,
+                },
+                anchor,
+            ),
+            Event::SequenceStart(anchor, _) => self.stack.push((
+                Node {
+                    value: Value::Seq(Vec::new()),
+                    line,
+                },
+                anchor,
+            )),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push((
+                    Node {
+                        value: Value::Map(Vec::new()),
+                        line,
+                    },
+                    anchor,
+                ));
+                self.pending_keys.push(None);
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, anchor)) = self.stack.pop() {
+                    if matches!(node.value, Value::Map(_)) {
+                        self.pending_keys.pop();
+                    }
+                    self.push_value(node, anchor);
+                }
+            }
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
+                    value: Value::Scalar(String::new()),
+                    line,
+                });
+                self.attach(node);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parses one YAML document. The error names the line.
+pub fn parse(text: &str) -> Result<Node, String> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, false).map_err(|e| {
+        let m = e.marker();
+        format!(
+            "{}: invalid YAML: {} (column {})",
+            m.line(),
+            e.info(),
+            m.col() + 1
+        )
+    })?;
+    Ok(builder.done.unwrap_or(Node {
+        value: Value::Map(Vec::new()),
+        line: 1,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_know_their_lines_and_anchors_and_merges_resolve() {
+        let doc = "a: 1\nb:\n  - &x {k: v}\n  - *x\nc:\n  <<: {k: v, m: n}\n  k: own\n";
+        let n = parse(doc).unwrap();
+        assert_eq!(n.get("a").unwrap().line, 1);
+        assert_eq!(
+            n.get("b").unwrap().items()[1].get("k").unwrap().as_str(),
+            Some("v")
+        );
+        let c = n.get("c").unwrap();
+        assert_eq!(c.get("k").unwrap().as_str(), Some("own"));
+        assert_eq!(c.get("m").unwrap().as_str(), Some("n"));
+        assert_eq!(n.get("b").unwrap().items()[0].line, 3);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.contains("invalid YAML"), "{err}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The committed pipeline: rendered from the table, clean under the checker; and the checker
+//! on broken pipelines, each finding with its line.
+
+#![allow(clippy::unwrap_used)]
+
+use pipeline::check::{Context, Finding, check, var_names};
+use pipeline::render;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+fn ctx() -> Context {
+    Context {
+        self_resource: Some("ci".into()),
+        root: Some(root()),
+        vars: Some(var_names(&read("ci/vars.example.yml")).unwrap()),
+    }
+}
+
+#[test]
+fn the_committed_pipeline_is_the_rendering_of_the_table() {
+    let repos = render::repos(&read("ci/repos.yml")).unwrap();
+    assert_eq!(repos.len(), 7);
+    assert_eq!(
+        read("ci/pipeline.yml"),
+        render::pipeline(&repos),
+        "ci/pipeline.yml is stale: run `make pipeline`"
+    );
+    assert_eq!(
+        read("ci/k8s/services.yml"),
+        render::services(&repos),
+        "ci/k8s/services.yml is stale: run `make pipeline`"
+    );
+}
+
+#[test]
+fn the_committed_pipeline_passes_the_checker() {
+    assert_eq!(
+        check(&read("ci/pipeline.yml"), &ctx()),
+        Vec::<Finding>::new()
+    );
+}
+
+#[test]
+fn the_pipeline_wires_the_seven_repositories_and_gates_production() {
+    let text = read("ci/pipeline.yml");
+    let doc = pipeline::yaml::parse(&text).unwrap();
+    let jobs: Vec<&str> = doc
+        .get("jobs")
+        .unwrap()
+        .items()
+        .iter()
+        .filter_map(|j| j.get("name").and_then(|n| n.as_str()))
+        .collect();
+    for repo in [
+        "micro-api-gateway",
+        "micro-authentication-service",
+        "micro-authorization-service",
+        "micro-fellowship-role-service",
+        "micro-user-management-service",
+        "micro-assessment-service",
+        "micro-acceptance-tests",
+    ] {
+        assert!(
+            jobs.contains(&format!("unit-{repo}").as_str()),
+            "{repo} has a unit-test job"
+        );
+    }
+    for (repo, image, command) in [
+        ("micro-authorization-service", "node", "gulp test"),
+        ("micro-acceptance-tests", "golang", "godog"),
+        ("micro-api-gateway", "golang", "./coverage.sh"),
+    ] {
+        let job = doc
+            .get("jobs")
+            .unwrap()
+            .items()
+            .iter()
+            .find(|j| j.get("name").and_then(|n| n.as_str()) == Some(&format!("unit-{repo}")))
+            .unwrap();
+        let task = job
+            .get("plan")
+            .unwrap()
+            .items()
+            .iter()
+            .find(|s| s.get("task").is_some())
+            .unwrap();
+        let vars = task.get("vars").unwrap();
+        assert_eq!(vars.get("base_image").unwrap().as_str(), Some(image));
+        assert_eq!(vars.get("test_command").unwrap().as_str(), Some(command));
+    }
+    let prod = doc
+        .get("jobs")
+        .unwrap()
+        .items()
+        .iter()
+        .find(|j| j.get("name").and_then(|n| n.as_str()) == Some("deploy-prod"))
+        .unwrap();
+    let mut all = Vec::new();
+    prod.walk(&mut all);
+    assert!(
+        !all.iter().any(|n| n.get("trigger").is_some()),
+        "deploy-prod is started by a person"
+    );
+    assert!(text.contains("tag_suffix: .dev") && text.contains("strip_suffix: .dev"));
+}
+
+fn findings(yaml: &str) -> Vec<String> {
+    let vars: BTreeSet<String> = ["KNOWN"].iter().map(|s| s.to_string()).collect();
+    let ctx = Context {
+        self_resource: Some("ci".into()),
+        root: Some(root()),
+        vars: Some(vars),
+    };
+    check(yaml, &ctx)
+        .into_iter()
+        .map(|f| format!("{}: {}", f.line, f.message))
+        .collect()
+}
+
+const OK_BASE: &str = "resources:\n- name: ci\n  type: git\n  source: {uri: ((KNOWN))}\njobs:\n- name: a\n  plan:\n  - get: ci\n";
+
+#[test]
+fn a_minimal_valid_pipeline_has_no_findings() {
+    assert_eq!(findings(OK_BASE), Vec::<String>::new());
+}
+
+#[test]
+fn broken_pipelines_are_reported_with_their_lines() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "resources: [\n",
+            &[
+                "2: invalid YAML: while parsing a node, did not find expected node content (column 1)",
+            ],
+        ),
+        (
+            "resourcs: []\njobs: []\n",
+            &[
+                "1: unknown top-level key \"resourcs\" (allowed: resource_types, resources, jobs, groups, var_sources, display)",
+            ],
+        ),
+        (
+            "resources:\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n  - put: nowhere\n",
+            &["8: job \"a\": put of undeclared resource \"nowhere\""],
+        ),
+        (
+            "resources:\n- name: img\n  type: gcr-image\njobs:\n- name: a\n  plan:\n  - get: img\n",
+            &[
+                "3: resource \"img\" has unknown type \"gcr-image\"; declare it under resource_types",
+            ],
+        ),
+        (
+            "resources:\n- name: ci\n  type: git\n- name: lonely\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n",
+            &["4: resource \"lonely\" is never used by a job"],
+        ),
+        (
+            "resources:\n- name: ci\n  type: git\n- name: x\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n- name: b\n  plan:\n  - get: ci\n    passed: [a, ghost]\n  - get: x\n    passed: [a]\n",
+            &[
+                "13: job \"b\": passed names job \"ghost\", which does not exist",
+                "15: job \"b\": passed job \"a\" does not get or put \"x\"",
+            ],
+        ),
+        (
+            "resources:\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n  - task: t\n    file: ci/ci/tasks/missing.yml\n  - task: u\n    file: other/task.yml\n  - task: v\n",
+            &[
+                "9: job \"a\": task file ci/tasks/missing.yml does not exist in this repository",
+                "11: job \"a\": task file other/task.yml comes from \"other\", which no earlier step of the job provides",
+                "12: job \"a\": task \"v\" has neither file nor config",
+            ],
+        ),
+        (
+            "resources:\n- name: ci\n  type: git\n  source: {uri: ((UNLISTED)), key: ((KNOWN.field)), local: ((.:x))}\njobs:\n- name: a\n  plan:\n  - get: ci\n",
+            &["4: ((UNLISTED)) is not listed in the vars example; add it with what it is"],
+        ),
+        (
+            "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: ship\n  plan:\n  - get: ci\n    trigger: true\n  - put: prod-cluster\n",
+            &[
+                "13: job \"ship\" deploys to production: it must be started by a person, remove trigger: true",
+            ],
+        ),
+        (
+            "resources:\n- name: ci\n  type: git\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\ngroups:\n- name: g\n  jobs: [a, b]\n",
+            &[
+                "4: resource \"ci\" is declared twice",
+                "12: group lists job \"b\", which does not exist",
+            ],
+        ),
+    ];
+    for (yaml, expected) in cases {
+        assert_eq!(
+            findings(yaml),
+            expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "for:\n{yaml}"
+        );
+    }
+}
+
+#[test]
+fn steps_inside_in_parallel_do_try_and_hooks_are_checked() {
+    let yaml = "resources:\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - in_parallel:\n    - get: ci\n    - do:\n      - try:\n          put: gone\n  ensure:\n    put: also-gone\n";
+    assert_eq!(
+        findings(yaml),
+        [
+            "11: job \"a\": put of undeclared resource \"gone\"",
+            "13: job \"a\": put of undeclared resource \"also-gone\""
+        ]
+    );
+}
