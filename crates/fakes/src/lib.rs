@@ -11,6 +11,7 @@ pub mod fault;
 pub mod feed;
 pub mod github;
 pub mod google;
+pub mod kube;
 pub mod registry;
 mod server;
 pub mod token;

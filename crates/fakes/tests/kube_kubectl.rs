@@ -1,0 +1,416 @@
+//! kubectl, the real client, is the referee of the Kubernetes fake: if kubectl and our
+//! resource disagreed on an outcome, the fake would be wrong. Each test runs kubectl against
+//! the fake over TLS with a bearer token, as a cluster would be reached.
+
+#![allow(clippy::unwrap_used)]
+
+use fakes::kube::{FakeKube, Options};
+use std::process::Command;
+use std::time::Duration;
+
+struct Cluster {
+    fake: FakeKube,
+    _dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+}
+
+fn cluster() -> Cluster {
+    let fake = FakeKube::start(Options {
+        token: Some("canary-kube-token".into()),
+        tls: true,
+        tick: Duration::from_millis(20),
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
+    Cluster {
+        fake,
+        _dir: dir,
+        kubeconfig,
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cluster {
+    fn kubectl(&self, args: &[&str]) -> Out {
+        self.kubectl_stdin(args, None)
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        use std::io::Write;
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--request-timeout=20s")
+            .args(args);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("run kubectl ({e}); the fidelity tests need kubectl installed")
+        });
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        let out = Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !out.stdout.contains("canary-kube-token") && !out.stderr.contains("canary-kube-token")
+        );
+        out
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert_eq!(
+            out.code, 0,
+            "kubectl {args:?} failed:\n{}{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+}
+
+const APP: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: team
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api-gateway
+  namespace: team
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: api-gateway}
+  template:
+    metadata:
+      labels: {app: api-gateway}
+    spec:
+      containers:
+      - name: api-gateway
+        image: us.gcr.io/microservices-kube/api-gateway@sha256:1111111111111111111111111111111111111111111111111111111111111111
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api-gateway
+  namespace: team
+spec:
+  selector: {app: api-gateway}
+  ports:
+  - port: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: team
+data:
+  LOG_LEVEL: info
+";
+
+#[test]
+fn kubectl_creates_sets_images_and_waits_for_rollouts() {
+    let c = cluster();
+    assert!(c.ok(&["version"]).contains("Server Version: v1.31.0"));
+    c.ok(&[
+        "create",
+        "deployment",
+        "api",
+        "--image=registry.local/api:1",
+        "--replicas=2",
+    ]);
+    let out = c.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    assert!(
+        out.contains("deployment \"api\" successfully rolled out"),
+        "{out}"
+    );
+    c.ok(&["set", "image", "deployment/api", "api=registry.local/api:2"]);
+    let out = c.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let image = c.ok(&[
+        "get",
+        "deployment",
+        "api",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "registry.local/api:2");
+    let rs = c.ok(&[
+        "get",
+        "replicasets",
+        "-l",
+        "app=api",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.replicas} {end}",
+    ]);
+    assert_eq!(
+        rs.split_whitespace()
+            .map(|n| n.parse::<i64>().unwrap())
+            .sum::<i64>(),
+        2,
+        "old ReplicaSet scaled to 0: {rs}"
+    );
+}
+
+#[test]
+fn kubectl_rolls_back_and_scales() {
+    let c = cluster();
+    c.ok(&[
+        "create",
+        "deployment",
+        "api",
+        "--image=registry.local/api:1",
+    ]);
+    c.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    c.ok(&["set", "image", "deployment/api", "api=registry.local/api:2"]);
+    c.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    c.ok(&["rollout", "undo", "deployment/api"]);
+    c.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "api",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "registry.local/api:1"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "api",
+            "-o",
+            "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ]),
+        "3"
+    );
+    c.ok(&["scale", "deployment/api", "--replicas=4"]);
+    c.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "api",
+            "-o",
+            "jsonpath={.status.availableReplicas}"
+        ]),
+        "4"
+    );
+}
+
+#[test]
+fn kubectl_server_side_apply_creates_kinds_and_reports_conflicts() {
+    let c = cluster();
+    let out = c.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--field-manager=k8s-deploy",
+            "-f",
+            "-",
+        ],
+        Some(APP),
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for kind in [
+        "namespace/team",
+        "deployment.apps/api-gateway",
+        "service/api-gateway",
+        "configmap/settings",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("{kind} serverside-applied")),
+            "{}",
+            out.stdout
+        );
+    }
+    c.ok(&[
+        "-n",
+        "team",
+        "rollout",
+        "status",
+        "deployment/api-gateway",
+        "--timeout=30s",
+    ]);
+    // Another manager changes replicas: applying ours again conflicts, and forcing takes it back.
+    c.ok(&[
+        "-n",
+        "team",
+        "scale",
+        "deployment/api-gateway",
+        "--replicas=5",
+    ]);
+    let conflicted = c.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--field-manager=k8s-deploy",
+            "-f",
+            "-",
+        ],
+        Some(APP),
+    );
+    assert_ne!(conflicted.code, 0);
+    assert!(
+        conflicted.stderr.contains("conflict") && conflicted.stderr.contains(".spec.replicas"),
+        "{}",
+        conflicted.stderr
+    );
+    let forced = c.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--force-conflicts",
+            "--field-manager=k8s-deploy",
+            "-f",
+            "-",
+        ],
+        Some(APP),
+    );
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(
+        c.ok(&[
+            "-n",
+            "team",
+            "get",
+            "deployment",
+            "api-gateway",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
+    assert_eq!(
+        c.fake
+            .get("", "v1", "configmaps", "team", "settings")
+            .unwrap()["data"]["LOG_LEVEL"],
+        "info"
+    );
+}
+
+#[test]
+fn kubectl_sees_failing_rollouts_fail() {
+    let c = cluster();
+    let manifest = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: registry.local/web:does-not-exist
+";
+    let out = c.kubectl_stdin(
+        &["apply", "--server-side", "--validate=false", "-f", "-"],
+        Some(manifest),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let status = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert_ne!(status.code, 0);
+    assert!(
+        status
+            .stderr
+            .contains("deployment \"web\" exceeded its progress deadline"),
+        "{}",
+        status.stderr
+    );
+    let waiting = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].status.containerStatuses[0].state.waiting.reason}",
+    ]);
+    assert_eq!(waiting, "ImagePullBackOff");
+
+    c.ok(&[
+        "create",
+        "deployment",
+        "crash",
+        "--image=registry.local/crash:1",
+    ]);
+    c.ok(&["set", "env", "deployment/crash", "FAKE_CRASH=true"]);
+    let reason = wait_for(
+        || {
+            c.ok(&[
+                "get",
+                "pods",
+                "-l",
+                "app=crash",
+                "-o",
+                "jsonpath={.items[*].status.containerStatuses[0].state.waiting.reason}",
+            ])
+        },
+        |s| s.contains("CrashLoopBackOff"),
+    );
+    assert!(reason.contains("CrashLoopBackOff"), "{reason}");
+}
+
+/// Polls kubectl until `done` (bounded: 100 tries, the controller ticks every 20 ms).
+fn wait_for(mut f: impl FnMut() -> String, done: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = f();
+        if done(&last) {
+            break;
+        }
+    }
+    last
+}
+
+#[test]
+fn a_wrong_token_is_refused_as_a_cluster_would() {
+    let c = cluster();
+    let bad = c
+        .fake
+        .kubeconfig()
+        .replace("canary-kube-token", "wrong-token");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, bad).unwrap();
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", &path)
+        .args(["get", "deployments", "--request-timeout=10s"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Unauthorized") || err.contains("must be logged in"),
+        "{err}"
+    );
+}
