@@ -20,7 +20,8 @@ struct Exchange {
 }
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/github-recorded")
+    // A copy of ../shared/fixtures/github-recorded (see its SOURCE.md).
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/github-recorded")
 }
 
 /// Reads a recorded file: exchanges of 10 lines separated by a blank line.
