@@ -114,14 +114,44 @@ where
 }
 
 /// The subscriber for one step: everything at `info` and above, `debug` too when asked.
+/// Libraries that log in their own words, sometimes at error level for failures we report
+/// ourselves in one line (kube logs a failed connection as an error, then returns it): their
+/// events show only with `source.debug: true`.
+pub const LIBRARY_CRATES: &[&str] = &[
+    "kube",
+    "kube_client",
+    "kube_core",
+    "hyper",
+    "hyper_util",
+    "hyper_rustls",
+    "h2",
+    "tower",
+    "tower_http",
+    "reqwest",
+    "rustls",
+    "tokio_rustls",
+    "octocrab",
+    "bollard",
+    "tokio",
+    "mio",
+];
+
+/// The subscriber for one step: `info` and above (`debug` too when asked); the libraries of
+/// [`LIBRARY_CRATES`] only when `debug` is asked.
 pub fn subscriber(stderr: SharedWriter, debug: bool) -> impl Subscriber + Send + Sync {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
     let level = if debug { Level::DEBUG } else { Level::INFO };
-    tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(stderr)
         .with_ansi(true)
-        .with_max_level(level)
         .event_format(ConcourseFormat)
-        .finish()
+        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+            let krate = meta.target().split("::").next().unwrap_or("");
+            let library = LIBRARY_CRATES.contains(&krate);
+            *meta.level() <= level && (debug || !library)
+        }));
+    tracing_subscriber::registry().with(layer)
 }
 
 #[cfg(test)]
@@ -132,6 +162,7 @@ mod tests {
     fn info_is_plain_and_warnings_are_prefixed_and_debug_only_when_asked() {
         let (w, buf) = SharedWriter::buffer();
         tracing::subscriber::with_default(subscriber(w, false), || {
+            tracing::error!(target: "hyper_util::client", "a library's own error line");
             tracing::info!("pushed {} bytes", 42);
             tracing::warn!("tag-only reference");
             tracing::debug!("request detail");

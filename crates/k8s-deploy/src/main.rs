@@ -1,0 +1,3 @@
+fn main() {
+    protocol::main(k8s_deploy::K8sDeploy)
+}

@@ -1,0 +1,225 @@
+//! `source` and `params` as written, and the cluster connection built from them in one place.
+
+use protocol::{FieldError, Secret};
+use serde::Deserialize;
+
+/// `source` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// A kubeconfig, its content (YAML).
+    #[serde(default)]
+    pub kubeconfig: Option<Secret>,
+    /// The kubeconfig context to use (default: its current-context).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub context: Option<String>,
+    /// API server URL (with `token` or `google_credentials`, instead of a kubeconfig).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub server: Option<String>,
+    /// Bearer token for `server`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// The API server's CA certificate (PEM).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub certificate_authority: Option<String>,
+    /// A Google service-account key (GKE): exchanged for an access token used as the bearer token.
+    #[serde(default)]
+    pub google_credentials: Option<Secret>,
+    /// Namespace (default `default`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub namespace: Option<String>,
+    /// Deployments whose images make a version (default: every Deployment of the namespace).
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub deployments: Vec<String>,
+}
+
+/// One `params.images` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageParam {
+    /// The Deployment.
+    #[serde(deserialize_with = "protocol::lenient::string")]
+    pub deployment: String,
+    /// Its container (default: the only one, or the one named like the Deployment).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub container: Option<String>,
+    /// An image reference, or the path of a `gcr-image` get directory (its `image-ref`).
+    #[serde(deserialize_with = "protocol::lenient::string")]
+    pub image: String,
+}
+
+/// `out` params as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    /// Which container of which Deployment runs which image.
+    #[serde(default)]
+    pub images: Vec<ImageParam>,
+    /// Files or directories of YAML applied with server-side apply (field manager `k8s-deploy`).
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub manifests: Vec<String>,
+    /// Take over fields other managers own instead of failing on the conflict.
+    #[serde(default)]
+    pub force_conflicts: bool,
+    /// Namespace for this put (overrides `source.namespace`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub namespace: Option<String>,
+    /// File holding the namespace (e.g. `test-cluster/namespace` from a get).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub namespace_file: Option<String>,
+    /// Create a fresh namespace `PREFIX-BUILD_ID` for this build.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub ephemeral_namespace: Option<String>,
+    /// Delete the namespace (with `namespace` or `namespace_file`) instead of deploying.
+    #[serde(default)]
+    pub delete_namespace: bool,
+    /// Wait for every touched Deployment to finish rolling out (default true).
+    #[serde(default)]
+    pub wait: Option<bool>,
+    /// How long to wait, e.g. `5m` (default `5m`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub timeout: Option<String>,
+    /// On failure, restore every touched Deployment's previous template, wait, then fail.
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+}
+
+/// `in` params as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// Succeed even when what runs is no longer this version.
+    #[serde(default)]
+    pub allow_drift: bool,
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub enum Access {
+    Kubeconfig {
+        yaml: Secret,
+        context: Option<String>,
+    },
+    Token {
+        server: String,
+        token: Secret,
+        ca: Option<String>,
+    },
+    Google {
+        server: String,
+        key: Secret,
+        ca: Option<String>,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub access: Access,
+    pub namespace: String,
+    pub deployments: Vec<String>,
+}
+
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl TryFrom<Source> for Config {
+    type Error = FieldError;
+
+    fn try_from(s: Source) -> Result<Self, FieldError> {
+        let access = match (s.kubeconfig, s.server, s.token, s.google_credentials) {
+            (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
+                return Err(FieldError::new(
+                    "source.kubeconfig",
+                    "cannot be set together with server/token/google_credentials; keep one way in",
+                ));
+            }
+            (Some(yaml), None, None, None) => Access::Kubeconfig {
+                yaml,
+                context: s.context,
+            },
+            (None, Some(server), token, google) => {
+                if !server.starts_with("https://") && !server.starts_with("http://") {
+                    return Err(FieldError::new(
+                        "source.server",
+                        "must be the API server's URL, e.g. \"https://203.0.113.10\"",
+                    ));
+                }
+                if s.context.is_some() {
+                    return Err(FieldError::new(
+                        "source.context",
+                        "goes with source.kubeconfig",
+                    ));
+                }
+                match (token, google) {
+                    (Some(_), Some(_)) => {
+                        return Err(FieldError::conflict(
+                            "source.token",
+                            "source.google_credentials",
+                        ));
+                    }
+                    (Some(token), None) => Access::Token {
+                        server,
+                        token,
+                        ca: s.certificate_authority,
+                    },
+                    (None, Some(key)) => Access::Google {
+                        server,
+                        key,
+                        ca: s.certificate_authority,
+                    },
+                    (None, None) => {
+                        return Err(FieldError::missing(
+                            "source.token",
+                            "((k8s-token)) (or source.google_credentials for GKE)",
+                        ));
+                    }
+                }
+            }
+            (None, None, _, _) => {
+                return Err(FieldError::new(
+                    "source.kubeconfig",
+                    "missing; set it (e.g. ((TEST_KUBECONFIG))), or server with token or google_credentials",
+                ));
+            }
+        };
+        let namespace = s.namespace.unwrap_or_else(|| "default".to_owned());
+        if !valid_name(&namespace) {
+            return Err(FieldError::new(
+                "source.namespace",
+                "must be a DNS label: lowercase letters, digits and -",
+            ));
+        }
+        Ok(Self {
+            access,
+            namespace,
+            deployments: s.deployments,
+        })
+    }
+}
+
+/// `30s`, `5m`, `1h30m`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let (mut total, mut number) = (0u64, String::new());
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().ok()?;
+        number.clear();
+        total += match c {
+            's' => n,
+            'm' => n * 60,
+            'h' => n * 3600,
+            _ => return None,
+        };
+    }
+    (number.is_empty() && total > 0).then(|| std::time::Duration::from_secs(total))
+}

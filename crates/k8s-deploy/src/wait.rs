@@ -1,0 +1,199 @@
+//! Waiting for rollouts with the completion rule of `kubectl rollout status`, driven by a
+//! watch on each Deployment (and a look at its pods on every change), not by polling.
+//!
+//! Complete: `observedGeneration >= generation`, `updatedReplicas == replicas (spec)`,
+//! `status.replicas == updatedReplicas` (no old replicas left), `availableReplicas ==
+//! updatedReplicas`. Failed: the `Progressing` condition says `ProgressDeadlineExceeded`, or a
+//! pod's container waits with ImagePullBackOff, ErrImagePull, CrashLoopBackOff or
+//! CreateContainerConfigError (its own message quoted).
+
+use crate::cluster::{Cluster, kube_error};
+use futures_util::StreamExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{WatchEvent, WatchParams};
+use std::time::Instant;
+
+const FAILING: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    Done,
+    Waiting(String),
+    Failed(String),
+}
+
+/// The rule of `kubectl rollout status` on one Deployment.
+pub fn evaluate(d: &Deployment) -> Progress {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    let Some(status) = &d.status else {
+        return Progress::Waiting(format!("{name}: waiting for the rollout to be observed"));
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Progress::Waiting(format!("{name}: waiting for the new spec to be observed"));
+    }
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
+        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    {
+        return Progress::Failed(format!(
+            "{name}: exceeded its progress deadline ({})",
+            c.message.clone().unwrap_or_default()
+        ));
+    }
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < want || replicas > updated || available < updated {
+        return Progress::Waiting(format!(
+            "{name}: {updated}/{want} updated, {available} available{}",
+            if replicas > updated {
+                format!(", {} old pending termination", replicas - updated)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Progress::Done
+}
+
+fn selector_of(d: &Deployment) -> Option<String> {
+    Some(
+        d.spec
+            .as_ref()?
+            .selector
+            .match_labels
+            .as_ref()?
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// Whether `pod` runs the Deployment's current template (same image per container).
+fn runs_template(pod: &Pod, d: &Deployment) -> bool {
+    let template = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let Some(template) = template else {
+        return true;
+    };
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
+    spec.containers.iter().all(|c| {
+        template
+            .containers
+            .iter()
+            .any(|t| t.name == c.name && t.image == c.image)
+    })
+}
+
+/// A failing container in a pod, with its own message.
+fn failing_container(deployment: &str, pod: &Pod) -> Option<String> {
+    for cs in pod.status.as_ref()?.container_statuses.iter().flatten() {
+        if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref())
+            && let Some(reason) = w.reason.as_ref().filter(|r| FAILING.contains(&r.as_str()))
+        {
+            return Some(format!(
+                "{deployment}: container {} of pod {} is in {reason}: {}",
+                cs.name,
+                pod.metadata.name.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default()
+            ));
+        }
+    }
+    None
+}
+
+/// Waits for `name` until done, failed or `deadline`, watching the Deployment and its pods.
+/// Prints a line on every change.
+pub async fn wait(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<(), String> {
+    let api = cluster.deployments(ns);
+    let pods_api = cluster.pods(ns);
+    let mut current = api
+        .get(name)
+        .await
+        .map_err(|e| format!("{name}: {}", kube_error(&e)))?;
+    let selector = selector_of(&current).unwrap_or_default();
+    let mut last_line = String::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(format!("{name}: timed out; last seen: {last_line}"));
+        }
+        let secs = remaining.as_secs().clamp(1, 290) as u32;
+        let deployments = api
+            .watch(
+                &WatchParams::default()
+                    .fields(&format!("metadata.name={name}"))
+                    .timeout(secs),
+                "0",
+            )
+            .await
+            .map_err(|e| format!("{name}: watch failed: {}", kube_error(&e)))?;
+        let pods = pods_api
+            .watch(&WatchParams::default().labels(&selector).timeout(secs), "0")
+            .await
+            .map_err(|e| format!("{name}: watch of its pods failed: {}", kube_error(&e)))?;
+        let (mut deployments, mut pods) = (Box::pin(deployments), Box::pin(pods));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep(left) => return Err(format!("{name}: timed out; last seen: {last_line}")),
+                event = deployments.next() => {
+                    let d = match event {
+                        None => break, // the server ended the watch: open new ones
+                        Some(Err(e)) => return Err(format!("{name}: watch failed: {}", kube_error(&e))),
+                        Some(Ok(WatchEvent::Added(d) | WatchEvent::Modified(d))) => d,
+                        Some(Ok(WatchEvent::Deleted(_))) => return Err(format!("{name}: was deleted during the rollout")),
+                        Some(Ok(WatchEvent::Bookmark(_))) => continue,
+                        Some(Ok(WatchEvent::Error(e))) if e.code == 410 => break,
+                        Some(Ok(WatchEvent::Error(e))) => return Err(format!("{name}: watch error: {}", e.message)),
+                    };
+                    current = d.clone();
+                    match evaluate(&d) {
+                        Progress::Done => {
+                            tracing::info!("{name}: rolled out");
+                            return Ok(());
+                        }
+                        Progress::Failed(why) => return Err(why),
+                        Progress::Waiting(line) => {
+                            if line != last_line {
+                                tracing::info!("{line}");
+                                last_line = line;
+                            }
+                        }
+                    }
+                }
+                event = pods.next() => {
+                    match event {
+                        None => break,
+                        // Pods of an older template (what a rollback replaces) do not count.
+                        Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) if runs_template(&p, &current) => {
+                            if let Some(failure) = failing_container(name, &p) {
+                                return Err(failure);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! k8s-deploy through the protocol against the Kubernetes fake (over TLS with a bearer token,
+//! its behaviour refereed by kubectl in crates/fakes/tests/kube_kubectl.rs).
+
+#![allow(clippy::unwrap_used)]
+
+use fakes::kube::{FakeKube, Options};
+use k8s_deploy::K8sDeploy;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use testkit::{Binary, CANARY, Run, arg, build_env, in_process, temp_dir};
+
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn fake() -> FakeKube {
+    FakeKube::start(Options {
+        token: Some(CANARY.into()),
+        tls: true,
+        tick: Duration::from_millis(20),
+        ..Options::default()
+    })
+}
+
+fn source(k: &FakeKube) -> Value {
+    json!({"kubeconfig": k.kubeconfig()})
+}
+
+fn app(image: &str, extra_env: &str, annotations: &str, deadline: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api-gateway
+  annotations: {{{annotations}}}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: {deadline}
+  selector:
+    matchLabels: {{app: api-gateway}}
+  template:
+    metadata:
+      labels: {{app: api-gateway}}
+    spec:
+      containers:
+      - name: api-gateway
+        image: {image}
+        env: [{extra_env}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api-gateway
+spec:
+  selector: {{app: api-gateway}}
+  ports:
+  - port: 8080
+"
+    )
+}
+
+struct Build {
+    dir: tempfile::TempDir,
+}
+
+impl Build {
+    fn new(manifest: &str) -> Self {
+        let dir = temp_dir();
+        std::fs::create_dir_all(dir.path().join("ci/k8s")).unwrap();
+        std::fs::write(dir.path().join("ci/k8s/app.yml"), manifest).unwrap();
+        std::fs::create_dir(dir.path().join("api-dev")).unwrap();
+        std::fs::write(
+            dir.path().join("api-dev/image-ref"),
+            format!("us.gcr.io/microservices-kube/api-gateway@{DIGEST}"),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn put(&self, k: &FakeKube, params: Value) -> Run {
+        let request = json!({"source": source(k), "params": params});
+        let run = in_process(
+            &K8sDeploy,
+            &["out", arg(self.dir.path())],
+            request.to_string().as_bytes(),
+            &build_env(),
+        );
+        run.assert_no_secret(CANARY);
+        run
+    }
+}
+
+fn image_of(k: &FakeKube, ns: &str) -> String {
+    k.get("apps", "v1", "deployments", ns, "api-gateway")
+        .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn deploys_by_digest_into_a_fresh_namespace_waits_and_cleans_up() {
+    let k = fake();
+    let b = Build::new(&app(
+        "us.gcr.io/microservices-kube/api-gateway:placeholder",
+        "",
+        "",
+        60,
+    ));
+    let run = b.put(&k, json!({"ephemeral_namespace": "test", "manifests": ["ci/k8s"], "images": [{"deployment": "api-gateway", "image": "api-dev"}]}));
+    let answer = run.success();
+    assert_eq!(answer["version"]["namespace"], "test-4242");
+    let log = run.log();
+    assert!(
+        log.contains("applied Deployment/api-gateway")
+            && log.contains("applied Service/api-gateway"),
+        "{log}"
+    );
+    assert!(log.contains("api-gateway: rolled out"), "{log}");
+    assert!(log.contains("updated, "), "progress lines: {log}");
+    assert_eq!(
+        image_of(&k, "test-4242"),
+        format!("us.gcr.io/microservices-kube/api-gateway@{DIGEST}")
+    );
+    let ns = k.get("", "v1", "namespaces", "", "test-4242").unwrap();
+    assert_eq!(ns["metadata"]["labels"]["concourse.ci/job"], "deploy-test");
+
+    // check sees the same revision; in writes what runs.
+    let check = in_process(
+        &K8sDeploy,
+        &["check"],
+        json!({"source": {"kubeconfig": k.kubeconfig(), "namespace": "test-4242"}})
+            .to_string()
+            .as_bytes(),
+        &BTreeMap::new(),
+    )
+    .success();
+    assert_eq!(check, json!([answer["version"]]));
+    let got = temp_dir();
+    let request = json!({"source": source(&k), "version": answer["version"]});
+    in_process(
+        &K8sDeploy,
+        &["in", arg(got.path())],
+        request.to_string().as_bytes(),
+        &build_env(),
+    )
+    .success();
+    let deployed: Value = serde_json::from_str(
+        &std::fs::read_to_string(got.path().join("deployments.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(deployed[0]["containers"][0]["digest"], DIGEST);
+    assert_eq!(deployed[0]["ready_replicas"], 2);
+
+    // A later put removes the namespace, named by the get's files.
+    std::fs::create_dir(b.dir.path().join("test-cluster")).unwrap();
+    std::fs::copy(
+        got.path().join("namespace"),
+        b.dir.path().join("test-cluster/namespace"),
+    )
+    .unwrap();
+    b.put(
+        &k,
+        json!({"delete_namespace": true, "namespace_file": "test-cluster/namespace"}),
+    )
+    .success();
+    assert!(k.get("", "v1", "namespaces", "", "test-4242").is_none());
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_fast_quoting_the_container() {
+    let k = fake();
+    let b = Build::new(&app("registry.local/does-not-exist/api:1", "", "", 600));
+    let line = b
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "timeout": "60s"}),
+        )
+        .failure();
+    assert!(
+        line.starts_with("api-gateway: container api-gateway of pod api-gateway-"),
+        "{line}"
+    );
+    assert!(line.ends_with("is in ImagePullBackOff: Back-off pulling image \"registry.local/does-not-exist/api:1\": manifest unknown"), "{line}");
+}
+
+#[test]
+fn a_crashing_container_fails_fast() {
+    let k = fake();
+    let b = Build::new(&app(
+        "registry.local/api:1",
+        "{name: FAKE_CRASH, value: \"true\"}",
+        "",
+        600,
+    ));
+    let line = b
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "timeout": "60s"}),
+        )
+        .failure();
+    assert!(line.contains("is in CrashLoopBackOff: back-off 10s restarting failed container=api-gateway pod=api-gateway-"), "{line}");
+}
+
+#[test]
+fn a_stalled_rollout_hits_its_progress_deadline_or_our_timeout() {
+    let k = fake();
+    let b = Build::new(&app(
+        "registry.local/api:1",
+        "",
+        "fake.k8s.io/stall: \"true\"",
+        1,
+    ));
+    let line = b
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "timeout": "60s"}),
+        )
+        .failure();
+    assert!(
+        line.starts_with("api-gateway: exceeded its progress deadline (ReplicaSet \"api-gateway-"),
+        "{line}"
+    );
+
+    let k = fake();
+    let b = Build::new(&app(
+        "registry.local/api:1",
+        "",
+        "fake.k8s.io/stall: \"true\"",
+        600,
+    ));
+    let line = b
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "timeout": "2s"}),
+        )
+        .failure();
+    assert!(
+        line.starts_with("api-gateway: timed out; last seen: api-gateway: 0/2 updated"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_failed_rollout_is_rolled_back_to_the_previous_images() {
+    let k = fake();
+    let b = Build::new(&app("registry.local/api:1", "", "", 600));
+    b.put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    let line = b
+        .put(&k, json!({"images": [{"deployment": "api-gateway", "image": "registry.local/does-not-exist/api:2"}], "rollback_on_failure": true, "timeout": "60s"}))
+        .failure();
+    assert!(line.contains("is in ImagePullBackOff"), "{line}");
+    assert!(
+        line.ends_with("; rolled back api-gateway to the previous images"),
+        "{line}"
+    );
+    assert_eq!(image_of(&k, "default"), "registry.local/api:1");
+}
+
+#[test]
+fn bad_credentials_and_an_unreachable_server_are_one_clear_line() {
+    let k = fake();
+    let wrong = k.kubeconfig().replace(CANARY, "canary-wrong-token");
+    let request = json!({"source": {"kubeconfig": wrong}});
+    let binary = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy"));
+    let run = binary.run(
+        "check",
+        &[],
+        request.to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    let line = run.one_line_failure();
+    assert!(
+        line.contains("the cluster refused the credentials (401"),
+        "{line}"
+    );
+    run.assert_no_secret("canary-wrong-token");
+
+    let url = k.url();
+    drop(k);
+    let request = json!({"source": {"server": url, "token": CANARY}});
+    let started = std::time::Instant::now();
+    let run = binary.run(
+        "check",
+        &[],
+        request.to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    let line = run.one_line_failure();
+    assert!(
+        line.starts_with("list the Deployments of default: "),
+        "{line}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "fails within the timeout"
+    );
+    run.assert_no_secret(CANARY);
+}
+
+#[test]
+fn bad_input_names_the_field_and_what_exists() {
+    let k = fake();
+    let b = Build::new(&app("registry.local/api:1", "", "", 600));
+    b.put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    std::fs::write(
+        b.dir.path().join("broken.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n",
+    )
+    .unwrap();
+    let cases = [
+        (json!({"images": [{"deployment": "api-gatewy", "image": "api-dev"}]}), "params.images[0].deployment: no Deployment \"api-gatewy\" in namespace default; it has: api-gateway".to_owned()),
+        (json!({"images": [{"deployment": "api-gateway", "container": "sidecar", "image": "api-dev"}]}), "params.images[0].container: Deployment api-gateway has no container \"sidecar\"; it has: api-gateway".to_owned()),
+        (json!({"images": [{"deployment": "api-gateway", "image": "nowhere"}]}), "params.images[0].image: nowhere is neither a directory of the build nor an image reference".to_owned()),
+        (json!({"manifests": ["missing.yml"]}), "params.manifests[0]: missing.yml does not exist".to_owned()),
+        (json!({"images": [], "timeout": "soon"}), "params.timeout: must be a duration like \"5m\", \"90s\"".to_owned()),
+        (json!({}), "params: set images, manifests or ephemeral_namespace (or delete_namespace)".to_owned()),
+    ];
+    for (params, expected) in cases {
+        assert_eq!(b.put(&k, params).one_line_failure(), expected);
+    }
+    let line = b
+        .put(&k, json!({"manifests": ["broken.yml"]}))
+        .one_line_failure();
+    assert!(
+        line.starts_with("params.manifests: broken.yml: invalid YAML: ") && line.contains("line 4"),
+        "{line}"
+    );
+
+    let request = json!({"source": {"kubeconfig": k.kubeconfig(), "context": "production"}});
+    let run = in_process(
+        &K8sDeploy,
+        &["check"],
+        request.to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        run.one_line_failure(),
+        "source.context: the kubeconfig has no context \"production\"; it has: fake"
+    );
+    let request = json!({"source": {"kubeconfig": CANARY}});
+    let run = in_process(
+        &K8sDeploy,
+        &["check"],
+        request.to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        run.one_line_failure(),
+        "source.kubeconfig: is not a kubeconfig (YAML with clusters, users and contexts)"
+    );
+    run.assert_no_secret(CANARY);
+}
