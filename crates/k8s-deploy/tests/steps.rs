@@ -352,3 +352,30 @@ fn bad_input_names_the_field_and_what_exists() {
     );
     run.assert_no_secret(CANARY);
 }
+
+#[test]
+fn gke_access_exchanges_a_service_account_key_for_the_bearer_token() {
+    let google = fakes::google::GoogleTokenServer::start("ya29.gke-token");
+    let k = FakeKube::start(Options {
+        token: Some("ya29.gke-token".into()),
+        tls: true,
+        tick: Duration::from_millis(20),
+        ..Options::default()
+    });
+    let key = fakes::google::service_account_json(&google.token_uri());
+    let request = json!({"source": {"server": k.url(), "certificate_authority": k.ca_pem().unwrap(), "google_credentials": key}});
+    let run = in_process(
+        &K8sDeploy,
+        &["check"],
+        request.to_string().as_bytes(),
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        run.success(),
+        json!([]),
+        "an empty namespace has no version yet"
+    );
+    assert_eq!(google.grants(), 1);
+    run.assert_no_secret("ya29.gke-token")
+        .assert_no_secret("PRIVATE KEY");
+}

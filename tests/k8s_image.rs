@@ -1,0 +1,84 @@
+//! The k8s-deploy image under Docker, against the `fake-kube-apiserver` binary over TLS with a
+//! token: out applies and waits, check finds the revision; the token never shows.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use testkit::{Binary, CANARY, Image, build_env, temp_dir};
+
+struct FakeProcess(Child);
+
+impl Drop for FakeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn k8s_deploy_applies_waits_and_checks_from_inside_its_container() {
+    let fake = Binary::find("fake-kube-apiserver");
+    let dir = temp_dir();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(&fake.path)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--token",
+            CANARY,
+            "--tick-ms",
+            "20",
+            "--exit-after",
+            "300",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let _guard = FakeProcess(child);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let source = json!({"kubeconfig": std::fs::read_to_string(&kubeconfig).unwrap(), "namespace": "microservices-test-4242"});
+
+    let sources = temp_dir();
+    std::fs::write(
+        sources.path().join("app.yml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api-gateway}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: api-gateway}}\n  template:\n    metadata: {labels: {app: api-gateway}}\n    spec:\n      containers: [{name: api-gateway, image: \"us.gcr.io/microservices-kube/api-gateway@sha256:2222222222222222222222222222222222222222222222222222222222222222\"}]\n",
+    )
+    .unwrap();
+    let image = Image::find("k8s-deploy");
+    let request = json!({"source": source, "params": {"ephemeral_namespace": "microservices-test", "manifests": ["app.yml"]}});
+    let run = image.run_with_dir(
+        "out",
+        sources.path(),
+        request.to_string().as_bytes(),
+        &build_env(),
+        &["--network", "host"],
+    );
+    let version = run.success()["version"].clone();
+    assert_eq!(version["namespace"], "microservices-test-4242");
+    assert!(
+        run.log().contains("api-gateway: rolled out"),
+        "{}",
+        run.log()
+    );
+    run.assert_no_secret(CANARY);
+
+    let run = image.run(
+        "check",
+        &[],
+        json!({"source": source}).to_string().as_bytes(),
+        &BTreeMap::new(),
+        &["--network", "host"],
+    );
+    assert_eq!(run.success(), json!([version]));
+    run.assert_no_secret(CANARY);
+}
