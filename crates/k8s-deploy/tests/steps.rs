@@ -379,3 +379,131 @@ fn gke_access_exchanges_a_service_account_key_for_the_bearer_token() {
     run.assert_no_secret("ya29.gke-token")
         .assert_no_secret("PRIVATE KEY");
 }
+
+#[test]
+fn a_field_another_manager_owns_is_a_clear_conflict_unless_forced() {
+    let k = fake();
+    let b = Build::new(&app("registry.local/api:1", "", "", 600));
+    b.put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    // Someone scales by hand (kubectl, field manager kubectl-scale... here the fake's default).
+    let dir = temp_dir();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, k.kubeconfig()).unwrap();
+    let out = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "scale",
+            "deployment/api-gateway",
+            "--replicas=4",
+            "--request-timeout=20s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = b
+        .put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .failure();
+    assert!(
+        line.starts_with(
+            "ci/k8s/app.yml: apply Deployment/api-gateway: Apply failed with 1 conflict: "
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(".spec.replicas")
+            && line.ends_with("set params.force_conflicts: true to take these fields over"),
+        "{line}"
+    );
+    b.put(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "force_conflicts": true}),
+    )
+    .success();
+    assert_eq!(
+        k.get("apps", "v1", "deployments", "default", "api-gateway")
+            .unwrap()["spec"]["replicas"],
+        2
+    );
+}
+
+#[test]
+fn images_missing_from_the_registry_do_not_pull_and_pushed_ones_do() {
+    use fakes::registry::{Auth, Registry};
+    let registry = Registry::start(Auth::None);
+    let k = FakeKube::start(Options {
+        token: Some(CANARY.into()),
+        tls: true,
+        tick: Duration::from_millis(20),
+        pullable: fakes::kube::controller::Pullable::Registry(registry.host()),
+    });
+    let repo = registry::Repository::parse(&format!(
+        "{}/microservices-kube/api-gateway",
+        registry.host()
+    ))
+    .unwrap();
+    let missing = repo.pinned(DIGEST);
+    let b = Build::new(&app(&missing, "", "", 600));
+    let line = b
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "timeout": "60s"}),
+        )
+        .failure();
+    assert!(
+        line.contains(&format!(
+            "is in ImagePullBackOff: Back-off pulling image \"{missing}\""
+        )),
+        "{line}"
+    );
+
+    // Push a (tiny) image, then deploy its digest: it pulls.
+    let client = registry::Client::new(
+        &repo.host,
+        registry::Credentials::Anonymous,
+        registry::Options {
+            insecure: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let dir = temp_dir();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    std::fs::write(dir.path().join("config"), config).unwrap();
+    let blob = registry::push::Blob {
+        digest: registry::sha256_digest(config),
+        size: config.len() as u64,
+        path: dir.path().join("config"),
+        offset: 0,
+    };
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob.digest, "size": blob.size}, "layers": []});
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let digest = rt.block_on(async {
+        client.push_blob(&repo, &blob, None, "t").await.unwrap();
+        client
+            .put_manifest(
+                &repo,
+                "1.0.0.dev",
+                serde_json::to_vec(&manifest).unwrap().into(),
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+            .await
+            .unwrap()
+    });
+    std::fs::write(b.dir.path().join("api-dev/image-ref"), repo.pinned(&digest)).unwrap();
+    b.put(
+        &k,
+        json!({"images": [{"deployment": "api-gateway", "image": "api-dev"}], "timeout": "60s"}),
+    )
+    .success();
+    assert_eq!(image_of(&k, "default"), repo.pinned(&digest));
+}
