@@ -43,6 +43,7 @@ bench: image-bins
 	$(CARGO) bench --locked -p e2e --bench coldstart
 	$(CARGO) bench --locked -p e2e --bench registry
 	$(CARGO) bench --locked -p e2e --bench github
+	$(CARGO) bench --locked -p e2e --bench rollout
 
 # Renders ci/pipeline.yml and ci/k8s/services.yml from ci/repos.yml, then checks the pipeline.
 pipeline:

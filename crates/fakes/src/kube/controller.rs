@@ -282,6 +282,11 @@ fn step(
         .sum();
     let updated = new_rs["status"]["replicas"].as_i64().unwrap_or(0);
     let complete = updated == desired && replicas == desired && available == desired;
+    let generation = d["metadata"]["generation"].as_i64().unwrap_or(0);
+    if complete && w.completions.get(&id).is_none_or(|(g, _)| *g != generation) {
+        w.completions
+            .insert(id.clone(), (generation, Instant::now()));
+    }
     let deadline =
         Duration::from_secs(d["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600));
     let last_progress = *progress_at.entry(id.clone()).or_insert_with(Instant::now);

@@ -28,6 +28,8 @@ pub struct World {
     pub notify: Arc<Notify>,
     pub pullable: Pullable,
     pub pod_counter: u64,
+    /// When each Deployment's rollout was first seen complete: (namespace/name) -> (generation, when).
+    pub completions: std::collections::HashMap<String, (i64, std::time::Instant)>,
 }
 
 pub(crate) type Shared = Arc<Mutex<World>>;
@@ -100,6 +102,7 @@ impl FakeKube {
             notify: Arc::new(Notify::new()),
             pullable: options.pullable.clone(),
             pod_counter: 0,
+            completions: std::collections::HashMap::new(),
         }));
         let tls = options.tls.then(|| {
             crate::certs::server_cert(dir.path());
@@ -195,6 +198,21 @@ impl FakeKube {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n{ca}users:\n- name: fake\n  user:\n{user}contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\n",
             self.url
         )
+    }
+
+    /// When the controller first marked the rollout of generation `generation` of a Deployment
+    /// complete (for latency measurements).
+    pub fn completed_at(
+        &self,
+        namespace: &str,
+        name: &str,
+        generation: i64,
+    ) -> Option<std::time::Instant> {
+        lock(&self.world)
+            .completions
+            .get(&format!("{namespace}/{name}"))
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, t)| *t)
     }
 
     /// An object as JSON (`apps/v1`, `deployments`, namespace, name).
