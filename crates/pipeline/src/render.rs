@@ -200,7 +200,7 @@ pub fn pipeline(repos: &[Repo]) -> String {
             .map(|r| format!("      - {{name: {0}, path: /{0}/health}}\n", r.deployment.as_deref().unwrap_or_default()))
             .collect::<String>()
     ));
-    y.push_str("  ensure:\n    put: test-cluster\n    params: {delete_namespace: true}\n    no_get: true\n");
+    y.push_str("  ensure:\n    put: test-cluster\n    params: {delete_namespace: true, namespace_file: test-cluster/namespace}\n    no_get: true\n");
     y.push_str(&on_failure("acceptance", "the acceptance-run output: failing scenarios are listed, the reports are stored in the registry"));
 
     y.push_str("- name: publish-prod-images\n  serial: true\n  plan:\n  - in_parallel:\n");
