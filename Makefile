@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 IMAGE_BINS := target/$(TARGET)/image
 # Every resource that ships as an image. example-resource proves the kit only.
-RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy
+RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy acceptance-run
 
 .PHONY: all build lint test unit images image-bins clean pipeline
 

@@ -1,0 +1,3 @@
+fn main() {
+    protocol::main(acceptance_run::AcceptanceRun)
+}

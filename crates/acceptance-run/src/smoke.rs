@@ -1,0 +1,98 @@
+//! Smoke checks: each service answers through the gateway. Retried until `smoke_timeout`;
+//! each check's outcome is printed as it settles.
+
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// One check as written in `params.smoke`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Its name in the log and the reports.
+    #[serde(deserialize_with = "protocol::lenient::string")]
+    pub name: String,
+    /// Path under the gateway URL, e.g. `/api-gateway/health`.
+    #[serde(deserialize_with = "protocol::lenient::string")]
+    pub path: String,
+    /// The status it must answer (default 200).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    /// Text the body must contain.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub contains: Option<String>,
+}
+
+/// Runs every check until it passes or the deadline; returns the failures (name, last problem).
+pub async fn run(
+    client: &reqwest::Client,
+    gateway: &str,
+    checks: &[Check],
+    timeout: Duration,
+) -> Vec<(String, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut failures = Vec::new();
+    for check in checks {
+        let url = format!(
+            "{}/{}",
+            gateway.trim_end_matches('/'),
+            check.path.trim_start_matches('/')
+        );
+        let want = check.expect_status.unwrap_or(200);
+        let mut delay = Duration::from_millis(200);
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            let problem = match client
+                .get(&url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+            {
+                Err(e) => format!("cannot reach {url}: {}", chain(&e)),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body = r.text().await.unwrap_or_default();
+                    if status != want {
+                        format!("{url} answered {status}, expected {want}")
+                    } else if let Some(text) =
+                        check.contains.as_deref().filter(|t| !body.contains(*t))
+                    {
+                        format!("{url} answered {status} without \"{text}\"")
+                    } else {
+                        break Ok(status);
+                    }
+                }
+            };
+            if Instant::now() + delay > deadline {
+                break Err(problem);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        };
+        match outcome {
+            Ok(status) => tracing::info!("smoke {}: ok ({status}, attempt {attempts})", check.name),
+            Err(problem) => {
+                tracing::warn!(
+                    "smoke {}: FAILED after {attempts} attempts: {problem}",
+                    check.name
+                );
+                failures.push((check.name.clone(), problem));
+            }
+        }
+    }
+    failures
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut s = e.source();
+    while let Some(x) = s {
+        let t = x.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        s = x.source();
+    }
+    out
+}

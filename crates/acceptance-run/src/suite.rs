@@ -1,0 +1,301 @@
+//! One acceptance run: smoke through the gateway, then the suite (local runner), then its
+//! reports read and summarized. Never fails for a failing suite: the caller stores the reports
+//! first, then fails the step.
+
+use crate::reports::{self, Summary};
+use crate::smoke;
+use crate::{PutParams, inside, parse_duration};
+use anyhow::Context as _;
+use protocol::{Context, FieldError};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+const DEFAULT_COMMAND: &[&str] = &[
+    "godog",
+    "--format=cucumber:$REPORTS_DIR/cucumber.json",
+    "--format=junit:$REPORTS_DIR/junit.xml",
+    "--strict",
+];
+
+/// Everything the run needs, read and validated before anything starts.
+#[derive(Debug)]
+pub struct Plan {
+    pub gateway: String,
+    pub smoke: Vec<smoke::Check>,
+    pub smoke_timeout: Duration,
+    pub command: Vec<String>,
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub strict: bool,
+}
+
+impl Plan {
+    pub fn new(p: PutParams, sources: &Path, _ctx: &Context) -> anyhow::Result<Self> {
+        let gateway = match (&p.gateway_url, &p.gateway_url_file) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    FieldError::conflict("params.gateway_url", "params.gateway_url_file").into(),
+                );
+            }
+            (Some(u), None) => u.clone(),
+            (None, Some(f)) => {
+                std::fs::read_to_string(inside(sources, f, "params.gateway_url_file")?)
+                    .map_err(|e| {
+                        FieldError::new("params.gateway_url_file", format!("cannot read {f}: {e}"))
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+            (None, None) => {
+                return Err(FieldError::missing(
+                    "params.gateway_url",
+                    "\"http://api-gateway:8080\"",
+                )
+                .into());
+            }
+        };
+        if !(gateway.starts_with("http://") || gateway.starts_with("https://")) {
+            return Err(FieldError::new(
+                "params.gateway_url",
+                "must be an http(s) URL, e.g. \"http://api-gateway:8080\"",
+            )
+            .into());
+        }
+        let duration =
+            |v: &Option<String>, field: &str, default: u64| -> Result<Duration, FieldError> {
+                match v {
+                    Some(t) => parse_duration(t).ok_or_else(|| {
+                        FieldError::new(field, "must be a duration like \"2m\", \"90s\"")
+                    }),
+                    None => Ok(Duration::from_secs(default)),
+                }
+            };
+        let dir = match &p.dir {
+            Some(d) => {
+                let path = inside(sources, d, "params.dir")?;
+                if !path.is_dir() {
+                    return Err(FieldError::new(
+                        "params.dir",
+                        format!("{d} is not a directory of the build"),
+                    )
+                    .into());
+                }
+                path
+            }
+            None => sources.to_path_buf(),
+        };
+        for (i, c) in p.smoke.iter().enumerate() {
+            if c.name.is_empty() {
+                return Err(FieldError::new(format!("params.smoke[{i}].name"), "is empty").into());
+            }
+        }
+        Ok(Self {
+            gateway,
+            smoke: p.smoke,
+            smoke_timeout: duration(&p.smoke_timeout, "params.smoke_timeout", 120)?,
+            command: if p.command.is_empty() {
+                DEFAULT_COMMAND.iter().map(|s| (*s).to_owned()).collect()
+            } else {
+                p.command
+            },
+            dir,
+            env: p.env.into_iter().collect(),
+            timeout: duration(&p.timeout, "params.timeout", 900)?,
+            strict: p.strict.unwrap_or(true),
+        })
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub passed: bool,
+    /// One line: why it failed, or that it passed.
+    pub verdict: String,
+    /// (file name, bytes) to store.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
+    let client = httpc::client(&httpc::Options::new(concat!(
+        "acceptance-run/",
+        env!("CARGO_PKG_VERSION")
+    )))?;
+    let smoke_failures = smoke::run(&client, &plan.gateway, &plan.smoke, plan.smoke_timeout).await;
+    if !smoke_failures.is_empty() {
+        let names: Vec<&str> = smoke_failures.iter().map(|(n, _)| n.as_str()).collect();
+        let summary = Summary {
+            source: "smoke".into(),
+            ..Summary::default()
+        };
+        let mut md = String::from("# Acceptance: FAILED\n\nSmoke failed; the suite did not run.\n\n");
+        for (n, why) in &smoke_failures {
+            md.push_str(&format!("- **{n}**: {why}\n"));
+        }
+        let json = serde_json::json!({"smoke": smoke_failures.iter().map(|(n, w)| serde_json::json!({"name": n, "problem": w})).collect::<Vec<_>>(), "suite": null});
+        return Ok(Outcome {
+            summary,
+            passed: false,
+            verdict: format!(
+                "smoke failed for {}: {}; the suite did not run",
+                names.join(", "),
+                smoke_failures[0].1
+            ),
+            files: vec![
+                ("summary.md".into(), md.into_bytes()),
+                ("summary.json".into(), serde_json::to_vec_pretty(&json)?),
+            ],
+        });
+    }
+
+    let reports_dir = tempfile::tempdir().context("a directory for the reports")?;
+    let rdir = reports_dir.path().to_string_lossy().into_owned();
+    let expand = |s: &str| {
+        s.replace("$REPORTS_DIR", &rdir)
+            .replace("${REPORTS_DIR}", &rdir)
+            .replace("$API_GATEWAY_URL", &plan.gateway)
+            .replace("${API_GATEWAY_URL}", &plan.gateway)
+    };
+    let args: Vec<String> = plan.command.iter().map(|a| expand(a)).collect();
+    tracing::info!("running {} in {}", args.join(" "), plan.dir.display());
+    let mut child = tokio::process::Command::new(&args[0])
+        .args(&args[1..])
+        .current_dir(&plan.dir)
+        .env("API_GATEWAY_URL", &plan.gateway)
+        .env("REPORTS_DIR", &rdir)
+        .envs(plan.env.iter().map(|(k, v)| (k.clone(), expand(v))))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| FieldError::new("params.command", format!("cannot start {}: {e}", args[0])))?;
+    // The suite's output is the build log: stdout and stderr both go to our stderr.
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(forward(BufReader::new(s))));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(forward(BufReader::new(s))));
+    let status = match tokio::time::timeout(plan.timeout, child.wait()).await {
+        Ok(status) => Some(status.context("wait for the suite")?),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    for task in [out, err].into_iter().flatten() {
+        let _ = task.await;
+    }
+
+    let mut files = Vec::new();
+    let json = std::fs::read(reports_dir.path().join("cucumber.json")).ok();
+    let junit = read_junit(reports_dir.path());
+    let summary = match (&json, &junit) {
+        (Some(j), _) => reports::from_cucumber_json(&String::from_utf8_lossy(j))?,
+        (None, Some(x)) => reports::from_junit(&String::from_utf8_lossy(x))?,
+        (None, None) => Summary {
+            source: "no report".into(),
+            ..Summary::default()
+        },
+    };
+    if let Some(j) = json {
+        files.push(("cucumber.json".to_owned(), j));
+    }
+    if let Some(x) = junit {
+        files.push(("junit.xml".to_owned(), x));
+    }
+    let passed_reports = summary.passed(plan.strict);
+    let verdict = match status {
+        None => format!(
+            "the suite ran past its timeout of {}s and was stopped",
+            plan.timeout.as_secs()
+        ),
+        Some(_) if summary.source == "no report" => format!(
+            "the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {})",
+            status.and_then(|s| s.code()).unwrap_or(-1)
+        ),
+        Some(_) if !passed_reports => {
+            let first = summary
+                .failures
+                .first()
+                .map(|f| format!("; first: {} / {}: {}", f.feature, f.scenario, f.message))
+                .unwrap_or_default();
+            format!(
+                "{} of {} scenarios did not pass{first}",
+                summary.scenarios.total() - summary.scenarios.passed,
+                summary.scenarios.total()
+            )
+        }
+        Some(s) if !s.success() => format!(
+            "the suite exited with {} although its reports pass",
+            s.code().unwrap_or(-1)
+        ),
+        Some(_) => "passed".to_owned(),
+    };
+    let passed = verdict == "passed";
+    let md = reports::markdown(&summary, plan.strict, "Acceptance");
+    files.push(("summary.md".into(), md.into_bytes()));
+    files.push((
+        "summary.json".into(),
+        serde_json::to_vec_pretty(
+            &serde_json::json!({"passed": passed, "verdict": verdict, "summary": summary}),
+        )?,
+    ));
+    tracing::info!(
+        "scenarios: {} passed, {} failed, {} skipped, {} undefined, {} pending",
+        summary.scenarios.passed,
+        summary.scenarios.failed,
+        summary.scenarios.skipped,
+        summary.scenarios.undefined,
+        summary.scenarios.pending
+    );
+    Ok(Outcome {
+        summary,
+        passed,
+        verdict,
+        files,
+    })
+}
+
+/// `junit.xml`, or the files of a `junit/` directory (Ruby cucumber writes one per feature).
+fn read_junit(dir: &Path) -> Option<Vec<u8>> {
+    if let Ok(x) = std::fs::read(dir.join("junit.xml")) {
+        return Some(x);
+    }
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir.join("junit"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        return None;
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for p in parts {
+        let text = std::fs::read_to_string(p).ok()?;
+        out.push_str(
+            text.trim_start_matches(|c| c != '<')
+                .split_once("?>")
+                .map_or(text.as_str(), |(_, rest)| rest),
+        );
+        out.push('\n');
+    }
+    out.push_str("</testsuites>\n");
+    Some(out.into_bytes())
+}
+
+async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!("| {line}");
+    }
+}

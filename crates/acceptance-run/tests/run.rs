@@ -1,0 +1,204 @@
+//! acceptance-run with the local runner and a real cucumber runner (Debian's Ruby cucumber)
+//! against a real HTTP service, reports stored in the real registry and read back by `in`.
+
+#![allow(clippy::unwrap_used)]
+
+use acceptance_run::AcceptanceRun;
+use fakes::feed::FeedServer;
+use fakes::registry::{Auth, Registry};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use testkit::{arg, build_env, in_process, temp_dir};
+
+fn sources() -> tempfile::TempDir {
+    let dir = temp_dir();
+    let copy = |rel: &str| {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/suite")
+            .join(rel);
+        let to = dir.path().join("suite").join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    };
+    copy("features/gateway.feature");
+    copy("features/step_definitions/steps.rb");
+    dir
+}
+
+fn cucumber(features: &str) -> Value {
+    json!([
+        "cucumber",
+        "--format",
+        "json",
+        "--out",
+        "$REPORTS_DIR/cucumber.json",
+        "--format",
+        "junit",
+        "--out",
+        "$REPORTS_DIR/junit",
+        "--format",
+        "progress",
+        features
+    ])
+}
+
+#[test]
+fn a_passing_suite_is_stored_and_read_back_and_a_failing_one_fails_after_storing() {
+    let gateway = FeedServer::start(&["v1", "v2"], None);
+    let registry = Registry::start(Auth::None);
+    let source = json!({"reports_repository": format!("{}/microservices-kube/acceptance-reports", registry.host()), "insecure": true});
+    let dir = sources();
+    let gateway_url = gateway.url().trim_end_matches("/versions").to_owned();
+
+    let params = json!({"gateway_url": gateway_url, "smoke": [{"name": "feed", "path": "/versions", "contains": "v1"}],
+                        "command": cucumber("features/gateway.feature:2"), "dir": "suite"});
+    let run = in_process(
+        &AcceptanceRun,
+        &["out", arg(dir.path())],
+        json!({"source": source, "params": params})
+            .to_string()
+            .as_bytes(),
+        &build_env(),
+    );
+    let answer = run.success();
+    assert_eq!(answer["version"]["run"], "4242");
+    assert!(run.log().contains("smoke feed: ok (200"), "{}", run.log());
+    assert!(
+        run.log().contains("| "),
+        "the suite's output is streamed: {}",
+        run.log()
+    );
+    let meta = |k: &str| {
+        answer["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == k)
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(meta("result"), "passed");
+    assert_eq!(
+        meta("scenarios"),
+        "1 passed, 0 failed, 0 skipped, 0 undefined, 0 pending"
+    );
+
+    let got = temp_dir();
+    let request = json!({"source": source, "version": answer["version"]});
+    in_process(
+        &AcceptanceRun,
+        &["in", arg(got.path())],
+        request.to_string().as_bytes(),
+        &build_env(),
+    )
+    .success();
+    for f in ["cucumber.json", "junit.xml", "summary.md", "summary.json"] {
+        assert!(got.path().join(f).is_file(), "{f} stored and fetched");
+    }
+    assert!(
+        std::fs::read_to_string(got.path().join("summary.md"))
+            .unwrap()
+            .starts_with("# Acceptance: PASSED")
+    );
+
+    // The whole feature: one scenario fails; the put fails after storing the reports.
+    let mut env = build_env();
+    env.insert("BUILD_ID".into(), "4243".into());
+    let params = json!({"gateway_url": gateway_url, "command": cucumber("features/gateway.feature"), "dir": "suite"});
+    let run = in_process(
+        &AcceptanceRun,
+        &["out", arg(dir.path())],
+        json!({"source": source, "params": params})
+            .to_string()
+            .as_bytes(),
+        &env,
+    );
+    let line = run.failure();
+    assert!(line.starts_with("1 of 2 scenarios did not pass; first: API gateway / a missing version: body does not contain v9"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "; reports: {}/microservices-kube/acceptance-reports@sha256:",
+            registry.host()
+        )),
+        "{line}"
+    );
+
+    // check lists both runs, oldest first.
+    let versions = in_process(
+        &AcceptanceRun,
+        &["check"],
+        json!({"source": source, "version": answer["version"]})
+            .to_string()
+            .as_bytes(),
+        &BTreeMap::new(),
+    )
+    .success();
+    let runs: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["run"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["4242", "4243"]);
+}
+
+#[test]
+fn failed_smoke_skips_the_suite_and_says_which_service() {
+    let registry = Registry::start(Auth::None);
+    let source =
+        json!({"reports_repository": format!("{}/p/reports", registry.host()), "insecure": true});
+    let dir = sources();
+    let gateway = FeedServer::start(&["v1"], None);
+    let url = gateway.url().trim_end_matches("/versions").to_owned();
+    let params = json!({"gateway_url": url, "smoke": [{"name": "user-management", "path": "/user-management/health"}], "smoke_timeout": "1s",
+                        "command": ["definitely-not-run"]});
+    let run = in_process(
+        &AcceptanceRun,
+        &["out", arg(dir.path())],
+        json!({"source": source, "params": params})
+            .to_string()
+            .as_bytes(),
+        &build_env(),
+    );
+    let line = run.failure();
+    assert!(line.starts_with(&format!("smoke failed for user-management: {url}/user-management/health answered 404, expected 200; the suite did not run")), "{line}");
+    assert!(!run.log().contains("running definitely-not-run"));
+}
+
+#[test]
+fn bad_params_are_named() {
+    let dir = sources();
+    let source = json!({"reports_repository": "127.0.0.1:1/p/reports", "insecure": true});
+    for (params, expected) in [
+        (
+            json!({}),
+            "params.gateway_url: missing; set it to e.g. \"http://api-gateway:8080\"",
+        ),
+        (
+            json!({"gateway_url": "api-gateway:8080"}),
+            "params.gateway_url: must be an http(s) URL, e.g. \"http://api-gateway:8080\"",
+        ),
+        (
+            json!({"gateway_url": "http://g", "runner": "kubernetes"}),
+            "params.runner: unknown value; one of: local",
+        ),
+        (
+            json!({"gateway_url": "http://g", "dir": "nope"}),
+            "params.dir: nope is not a directory of the build",
+        ),
+        (
+            json!({"gateway_url": "http://g", "timeout": "forever"}),
+            "params.timeout: must be a duration like \"2m\", \"90s\"",
+        ),
+    ] {
+        let run = in_process(
+            &AcceptanceRun,
+            &["out", arg(dir.path())],
+            json!({"source": source, "params": params})
+                .to_string()
+                .as_bytes(),
+            &build_env(),
+        );
+        assert_eq!(run.one_line_failure(), expected);
+    }
+}

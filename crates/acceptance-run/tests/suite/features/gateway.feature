@@ -1,0 +1,9 @@
+Feature: API gateway
+  Scenario: versions are listed
+    When I GET /versions
+    Then the status is 200
+    And the body contains "v1"
+
+  Scenario: a missing version
+    When I GET /versions
+    Then the body contains "v9"
