@@ -3,44 +3,28 @@
 
 #![allow(clippy::unwrap_used)]
 
+use e2e::FakeProcess;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use testkit::{Binary, CANARY, Image, build_env, temp_dir};
-
-struct FakeProcess(Child);
-
-impl Drop for FakeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn github_promote_pr_opens_checks_and_gets_from_inside_its_container() {
     let fake = Binary::find("fake-github-api");
-    let mut child = Command::new(&fake.path)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            CANARY,
-            "--repo",
-            "microservices/micro-user-management-service",
-            "--exit-after",
-            "300",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _guard = FakeProcess(child);
-    let url = line.trim().to_owned();
+    let mut command = Command::new(&fake.path);
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        CANARY,
+        "--repo",
+        "microservices/micro-user-management-service",
+        "--exit-after",
+        "300",
+    ]);
+    let process = FakeProcess::start(command);
+    let url = process.url.clone();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let image = Image::find("github-promote-pr");

@@ -3,27 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+use e2e::FakeProcess;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use testkit::{Binary, CANARY, Image, build_env, temp_dir};
-
-struct FakeProcess(Child);
-
-impl Drop for FakeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn k8s_deploy_applies_waits_and_checks_from_inside_its_container() {
     let fake = Binary::find("fake-kube-apiserver");
     let dir = temp_dir();
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = Command::new(&fake.path)
+    let mut command = Command::new(&fake.path);
+    command
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -36,15 +28,9 @@ fn k8s_deploy_applies_waits_and_checks_from_inside_its_container() {
             "300",
             "--kubeconfig-out",
         ])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let _guard = FakeProcess(child);
+        .arg(&kubeconfig);
+    let process = FakeProcess::start(command);
+    let url = process.url.clone();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let source = json!({"kubeconfig": std::fs::read_to_string(&kubeconfig).unwrap(), "namespace": "microservices-test-4242"});
 

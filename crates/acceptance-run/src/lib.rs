@@ -15,7 +15,6 @@ use protocol::{Context, FieldError, Metadata, Resource, Response, Secret};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 /// The resource type.
 #[derive(Debug, Clone, Copy, Default)]
@@ -94,26 +93,6 @@ pub struct PutParams {
     /// Undefined and pending steps fail the run (default true).
     #[serde(default)]
     pub strict: Option<bool>,
-}
-
-/// `30s`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let (mut total, mut number) = (0u64, String::new());
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            's' => n,
-            'm' => n * 60,
-            'h' => n * 3600,
-            _ => return None,
-        };
-    }
-    (number.is_empty() && total > 0).then(|| Duration::from_secs(total))
 }
 
 impl Resource for AcceptanceRun {

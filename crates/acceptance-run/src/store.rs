@@ -7,7 +7,6 @@ use protocol::{FieldError, Metadata, Response, versions_since};
 use registry::push::Blob;
 use registry::{Client, Credentials, Repository};
 use std::path::Path;
-use std::sync::Arc;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.concourse.acceptance-run.v1+json";
 const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
@@ -16,11 +15,6 @@ const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 pub struct Store {
     pub repository: Repository,
     client: Client,
-}
-
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    name == "localhost" || name.starts_with("127.")
 }
 
 impl Store {
@@ -33,30 +27,14 @@ impl Store {
         })?;
         let repository = Repository::parse(&repo)
             .map_err(|m| FieldError::new("source.reports_repository", m))?;
-        let credentials = match (s.google_credentials, s.username, s.password) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(FieldError::conflict(
-                    "source.google_credentials",
-                    "source.username/source.password",
-                )
-                .into());
-            }
-            (Some(key), None, None) => {
-                let key = google_auth::ServiceAccountKey::parse(&key)
-                    .map_err(|e| FieldError::new("source.google_credentials", e.to_string()))?;
-                let http = httpc::client(&httpc::Options::new("acceptance-run"))?;
-                Credentials::Google(Arc::new(google_auth::TokenSource::new(key, http)))
-            }
-            (None, Some(username), Some(password)) => Credentials::Basic { username, password },
-            (None, Some(_), None) => {
-                return Err(FieldError::missing("source.password", "((registry-password))").into());
-            }
-            (None, None, Some(_)) => {
-                return Err(FieldError::missing("source.username", "\"_json_key\"").into());
-            }
-            (None, None, None) => Credentials::Anonymous,
-        };
-        if s.insecure && !is_loopback(&repository.host) {
+        let credentials = Credentials::from_source(
+            s.google_credentials,
+            s.username,
+            s.password,
+            &[],
+            "acceptance-run",
+        )?;
+        if s.insecure && !registry::client::is_loopback(&repository.host) {
             return Err(FieldError::new(
                 "source.insecure",
                 "plain HTTP is allowed only for a loopback registry",

@@ -4,8 +4,9 @@
 
 use crate::reports::{self, Summary};
 use crate::smoke;
-use crate::{PutParams, inside, parse_duration};
+use crate::{PutParams, inside};
 use anyhow::Context as _;
+use protocol::duration::parse as parse_duration;
 use protocol::{Context, FieldError};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -132,7 +133,8 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
             source: "smoke".into(),
             ..Summary::default()
         };
-        let mut md = String::from("# Acceptance: FAILED\n\nSmoke failed; the suite did not run.\n\n");
+        let mut md =
+            String::from("# Acceptance: FAILED\n\nSmoke failed; the suite did not run.\n\n");
         for (n, why) in &smoke_failures {
             md.push_str(&format!("- **{n}**: {why}\n"));
         }

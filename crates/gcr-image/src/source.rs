@@ -4,7 +4,6 @@
 use protocol::{FieldError, Secret};
 use registry::{Credentials, Repository};
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// `source` as written.
 #[derive(Debug, Deserialize)]
@@ -87,43 +86,14 @@ impl Config {
                 Watch::Tag(tag)
             }
         };
-        let credentials = match (source.google_credentials, source.username, source.password) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(FieldError::conflict(
-                    "source.google_credentials",
-                    "source.username/source.password",
-                )
-                .into());
-            }
-            (Some(key), None, None) => {
-                let key = google_auth::ServiceAccountKey::parse(&key)
-                    .map_err(|e| FieldError::new("source.google_credentials", e.to_string()))?;
-                let mut options =
-                    httpc::Options::new(concat!("gcr-image/", env!("CARGO_PKG_VERSION")));
-                options.ca_certs = source.ca_certs.clone();
-                let http = httpc::client(&options)
-                    .map_err(|e| anyhow::anyhow!("source.ca_certs: {e:#}"))?;
-                Credentials::Google(Arc::new(google_auth::TokenSource::new(key, http)))
-            }
-            (None, Some(username), Some(password)) => {
-                if password.is_empty() {
-                    return Err(FieldError::new(
-                        "source.password",
-                        "is empty; set the password or remove source.username",
-                    )
-                    .into());
-                }
-                Credentials::Basic { username, password }
-            }
-            (None, Some(_), None) => {
-                return Err(FieldError::missing("source.password", "((registry-password))").into());
-            }
-            (None, None, Some(_)) => {
-                return Err(FieldError::missing("source.username", "\"_json_key\"").into());
-            }
-            (None, None, None) => Credentials::Anonymous,
-        };
-        if source.insecure && !is_loopback(&repository.host) {
+        let credentials = Credentials::from_source(
+            source.google_credentials,
+            source.username,
+            source.password,
+            &source.ca_certs,
+            concat!("gcr-image/", env!("CARGO_PKG_VERSION")),
+        )?;
+        if source.insecure && !registry::client::is_loopback(&repository.host) {
             return Err(FieldError::new(
                 "source.insecure",
                 "plain HTTP is allowed only for a loopback registry (127.0.0.1, localhost); use ca_certs for a private CA",
@@ -165,17 +135,6 @@ fn regex_reason(e: &regex::Error) -> String {
         .find(|l| l.starts_with("error:"))
         .map(|l| l.trim_start_matches("error:").trim().to_owned())
         .unwrap_or_else(|| "syntax error".to_owned())
-}
-
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    name == "localhost" || name.starts_with("127.") || name == "[::1]"
 }
 
 fn parse_platform(p: &str) -> Option<(String, String)> {

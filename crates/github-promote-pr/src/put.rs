@@ -8,8 +8,9 @@
 use crate::Version;
 use crate::get::metadata;
 use crate::github::{CheckState, Github, Pull};
-use crate::source::{Config, MergeMethod, PutParams, parse_duration};
+use crate::source::{Config, MergeMethod, PutParams};
 use anyhow::{Context as _, bail};
+use protocol::duration::parse as parse_duration;
 use protocol::{Context, FieldError, Response};
 use std::path::Path;
 use std::time::{Duration, Instant};

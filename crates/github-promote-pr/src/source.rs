@@ -2,7 +2,6 @@
 
 use protocol::{FieldError, Secret};
 use serde::Deserialize;
-use std::time::Duration;
 
 /// `source` as written.
 #[derive(Debug, Deserialize)]
@@ -221,42 +220,4 @@ pub struct PutParams {
     /// How long `merge` waits for mergeability and checks, e.g. `10m`, `90s` (default `10m`).
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub timeout: Option<String>,
-}
-
-/// `30s`, `10m`, `1h`, `1h30m`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            's' => n,
-            'm' => n * 60,
-            'h' => n * 3600,
-            _ => return None,
-        };
-    }
-    if !number.is_empty() {
-        return None;
-    }
-    (total > 0).then(|| Duration::from_secs(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_concourse_ones() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration("0s"), None);
-    }
 }

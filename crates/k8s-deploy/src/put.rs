@@ -7,10 +7,11 @@
 
 use crate::Version;
 use crate::cluster::Cluster;
-use crate::source::{Config, PutParams, parse_duration, valid_name};
+use crate::source::{Config, PutParams, valid_name};
 use crate::state;
 use crate::wait;
 use anyhow::bail;
+use protocol::duration::parse as parse_duration;
 use protocol::{Context, FieldError, Metadata, Response};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -203,23 +203,3 @@ impl TryFrom<Source> for Config {
         })
     }
 }
-
-/// `30s`, `5m`, `1h30m`.
-pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let (mut total, mut number) = (0u64, String::new());
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            's' => n,
-            'm' => n * 60,
-            'h' => n * 3600,
-            _ => return None,
-        };
-    }
-    (number.is_empty() && total > 0).then(|| std::time::Duration::from_secs(total))
-}

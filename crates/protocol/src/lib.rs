@@ -12,6 +12,7 @@
 //! - a panic becomes one error line and exit 1.
 
 pub mod build_info;
+pub mod duration;
 pub mod error;
 pub mod harness;
 pub mod lenient;

@@ -63,6 +63,54 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Credentials from the `source` keys every registry-backed resource takes:
+    /// `google_credentials`, or `username` + `password`, or none (anonymous). Errors name the
+    /// field; `ca_certs` are trusted for the Google token endpoint too.
+    pub fn from_source(
+        google_credentials: Option<Secret>,
+        username: Option<String>,
+        password: Option<Secret>,
+        ca_certs: &[String],
+        user_agent: &str,
+    ) -> anyhow::Result<Self> {
+        use protocol::FieldError;
+        Ok(match (google_credentials, username, password) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(FieldError::conflict(
+                    "source.google_credentials",
+                    "source.username/source.password",
+                )
+                .into());
+            }
+            (Some(key), None, None) => {
+                let key = google_auth::ServiceAccountKey::parse(&key)
+                    .map_err(|e| FieldError::new("source.google_credentials", e.to_string()))?;
+                let mut options = httpc::Options::new(user_agent);
+                options.ca_certs = ca_certs.to_vec();
+                let http = httpc::client(&options)
+                    .map_err(|e| anyhow::anyhow!("source.ca_certs: {e:#}"))?;
+                Credentials::Google(Arc::new(google_auth::TokenSource::new(key, http)))
+            }
+            (None, Some(username), Some(password)) => {
+                if password.is_empty() {
+                    return Err(FieldError::new(
+                        "source.password",
+                        "is empty; set the password or remove source.username",
+                    )
+                    .into());
+                }
+                Credentials::Basic { username, password }
+            }
+            (None, Some(_), None) => {
+                return Err(FieldError::missing("source.password", "((registry-password))").into());
+            }
+            (None, None, Some(_)) => {
+                return Err(FieldError::missing("source.username", "\"_json_key\"").into());
+            }
+            (None, None, None) => Credentials::Anonymous,
+        })
+    }
+
     fn hint_401(&self) -> &'static str {
         match self {
             Credentials::Anonymous => {
@@ -186,6 +234,19 @@ impl StreamingDigest {
     pub fn finish(self) -> String {
         format!("sha256:{}", hex::encode(self.0.finalize()))
     }
+}
+
+/// Whether a registry host is a loopback one (`127.x`, `localhost`, `[::1]`), where plain
+/// HTTP may be allowed.
+pub fn is_loopback(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    name == "localhost" || name.starts_with("127.") || name == "[::1]"
 }
 
 /// `sha256:<hex>` of some bytes.
