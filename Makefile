@@ -22,10 +22,12 @@ lint:
 
 image-bins:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-	  $(CARGO) build --locked --profile image --target $(TARGET) $(addprefix -p ,$(RESOURCES))
+	  $(CARGO) build --locked --profile image --target $(TARGET) $(addprefix -p ,$(RESOURCES)) -p acceptance-suite
 
+# The resource images, and the sample acceptance suite's image (acceptance-run's docker runner).
 images: image-bins
 	@for r in $(RESOURCES); do images/build.sh $$r $(IMAGE_BINS)/$$r || exit 1; done
+	@images/build-suite.sh $(IMAGE_BINS)/acceptance-suite
 
 # Unit and in-process tests, the built binaries, and the images under Docker.
 test: lint build images

@@ -3,9 +3,11 @@
 //! summary.md, summary.json) are stored as an OCI artifact in the registry, tagged with the
 //! run, so a person can look at them later; the put fails after storing them.
 //!
-//! Runners: `local` (the command runs in this resource's container) is implemented;
-//! `docker` and `kubernetes` are not yet (see the README).
+//! Runners: `local` (the command runs in this resource's container) and `docker` (a
+//! container of the suite's image, through the Docker Engine API); `kubernetes` is not yet
+//! (see the README).
 
+pub mod docker;
 pub mod reports;
 pub mod smoke;
 pub mod store;
@@ -56,6 +58,7 @@ pub struct Source {
 pub enum Runner {
     #[default]
     Local,
+    Docker,
 }
 
 /// `out` params as written.
@@ -74,9 +77,16 @@ pub struct PutParams {
     /// How long smoke checks are retried (default `2m`).
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub smoke_timeout: Option<String>,
-    /// `local` (default): the command runs in this container.
+    /// `local` (default): the command runs in this container; `docker`: in a container of
+    /// `image`, through the Docker Engine API.
     #[serde(default)]
     pub runner: Runner,
+    /// With `docker`: the suite's image, a reference or a `gcr-image` get directory (its `image-ref`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub image: Option<String>,
+    /// With `docker`: the container's network (e.g. `host`, or the test environment's network).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub network: Option<String>,
     /// The suite's command, as a list (no shell); `$API_GATEWAY_URL` and `$REPORTS_DIR` are
     /// replaced. Default: godog writing both reports.
     #[serde(default, deserialize_with = "protocol::lenient::strings")]

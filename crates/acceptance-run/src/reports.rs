@@ -101,13 +101,8 @@ pub fn from_cucumber_json(text: &str) -> anyhow::Result<Summary> {
                     )
                     .trim()
                     .to_owned();
-                    let message = step["result"]["error_message"]
-                        .as_str()
-                        .unwrap_or("")
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned();
+                    let message =
+                        first_message(step["result"]["error_message"].as_str().unwrap_or(""));
                     worst = Some((status, text, message));
                 }
             }
@@ -130,6 +125,22 @@ pub fn from_cucumber_json(text: &str) -> anyhow::Result<Summary> {
     }
     s.duration_ms = duration_ns / 1_000_000;
     Ok(s)
+}
+
+/// The useful line of a runner's error message: cucumber-rs writes `Matched: <location>` then
+/// `Step panicked. Captured output: <message>`; Ruby cucumber and godog put the message first.
+fn first_message(message: &str) -> String {
+    for line in message.lines() {
+        if let Some(i) = line.find("Captured output: ") {
+            return line[i + "Captured output: ".len()..].trim().to_owned();
+        }
+    }
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("Matched:") && !l.starts_with("Step failed"))
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// Parses JUnit XML (one `testsuite`, or `testsuites` of them). Steps are not in JUnit.

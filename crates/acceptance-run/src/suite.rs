@@ -31,10 +31,32 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub strict: bool,
+    pub runner: crate::Runner,
+    /// `docker`: the image reference.
+    pub image: Option<String>,
+    pub network: Option<String>,
+    /// Whether `command` was given (docker: otherwise the image's own command runs).
+    pub command_given: bool,
+    pub docker_host: Option<String>,
 }
 
 impl Plan {
-    pub fn new(p: PutParams, sources: &Path, _ctx: &Context) -> anyhow::Result<Self> {
+    pub fn new(p: PutParams, sources: &Path, ctx: &Context) -> anyhow::Result<Self> {
+        let image = match (p.runner, &p.image) {
+            (crate::Runner::Docker, None) => return Err(FieldError::missing("params.image", "acceptance-tests-dev (a gcr-image get directory) or an image reference").into()),
+            (crate::Runner::Local, Some(_)) => return Err(FieldError::new("params.image", "goes with runner: docker").into()),
+            (_, Some(i)) => Some(match inside(sources, i, "params.image") {
+                Ok(dir) if dir.is_dir() => std::fs::read_to_string(dir.join("image-ref"))
+                    .map_err(|_| FieldError::new("params.image", format!("{i} has no image-ref file; give a gcr-image get directory or an image reference")))?
+                    .trim()
+                    .to_owned(),
+                _ => i.clone(),
+            }),
+            (_, None) => None,
+        };
+        if p.network.is_some() && p.runner != crate::Runner::Docker {
+            return Err(FieldError::new("params.network", "goes with runner: docker").into());
+        }
         let gateway = match (&p.gateway_url, &p.gateway_url_file) {
             (Some(_), Some(_)) => {
                 return Err(
@@ -93,7 +115,13 @@ impl Plan {
                 return Err(FieldError::new(format!("params.smoke[{i}].name"), "is empty").into());
             }
         }
+        let command_given = !p.command.is_empty();
         Ok(Self {
+            runner: p.runner,
+            image,
+            network: p.network,
+            command_given,
+            docker_host: ctx.env("DOCKER_HOST").map(str::to_owned),
             gateway,
             smoke: p.smoke,
             smoke_timeout: duration(&p.smoke_timeout, "params.smoke_timeout", 120)?,
@@ -155,47 +183,39 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
     }
 
     let reports_dir = tempfile::tempdir().context("a directory for the reports")?;
-    let rdir = reports_dir.path().to_string_lossy().into_owned();
-    let expand = |s: &str| {
-        s.replace("$REPORTS_DIR", &rdir)
-            .replace("${REPORTS_DIR}", &rdir)
-            .replace("$API_GATEWAY_URL", &plan.gateway)
-            .replace("${API_GATEWAY_URL}", &plan.gateway)
-    };
-    let args: Vec<String> = plan.command.iter().map(|a| expand(a)).collect();
-    tracing::info!("running {} in {}", args.join(" "), plan.dir.display());
-    let mut child = tokio::process::Command::new(&args[0])
-        .args(&args[1..])
-        .current_dir(&plan.dir)
-        .env("API_GATEWAY_URL", &plan.gateway)
-        .env("REPORTS_DIR", &rdir)
-        .envs(plan.env.iter().map(|(k, v)| (k.clone(), expand(v))))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| FieldError::new("params.command", format!("cannot start {}: {e}", args[0])))?;
-    // The suite's output is the build log: stdout and stderr both go to our stderr.
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(forward(BufReader::new(s))));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(forward(BufReader::new(s))));
-    let status = match tokio::time::timeout(plan.timeout, child.wait()).await {
-        Ok(status) => Some(status.context("wait for the suite")?),
-        Err(_) => {
-            let _ = child.kill().await;
-            None
+    let status = match plan.runner {
+        crate::Runner::Local => run_local(plan, reports_dir.path()).await?,
+        crate::Runner::Docker => {
+            let image = plan.image.clone().unwrap_or_default();
+            tracing::info!("running the suite in a container of {image}");
+            let docker = crate::docker::connect(plan.docker_host.as_deref()).await?;
+            let mut env = vec![
+                format!("API_GATEWAY_URL={}", plan.gateway),
+                "REPORTS_DIR=/reports".to_owned(),
+            ];
+            env.extend(plan.env.iter().map(|(k, v)| format!("{k}={v}")));
+            let cmd = plan.command_given.then(|| {
+                plan.command
+                    .iter()
+                    .map(|a| {
+                        a.replace("$REPORTS_DIR", "/reports")
+                            .replace("$API_GATEWAY_URL", &plan.gateway)
+                    })
+                    .collect()
+            });
+            crate::docker::run(
+                &docker,
+                &image,
+                cmd,
+                env,
+                plan.network.clone(),
+                plan.timeout,
+                reports_dir.path(),
+            )
+            .await?
+            .map(|c| c as i32)
         }
     };
-    for task in [out, err].into_iter().flatten() {
-        let _ = task.await;
-    }
-
     let mut files = Vec::new();
     let json = std::fs::read(reports_dir.path().join("cucumber.json")).ok();
     let junit = read_junit(reports_dir.path());
@@ -219,10 +239,9 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
             "the suite ran past its timeout of {}s and was stopped",
             plan.timeout.as_secs()
         ),
-        Some(_) if summary.source == "no report" => format!(
-            "the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {})",
-            status.and_then(|s| s.code()).unwrap_or(-1)
-        ),
+        Some(code) if summary.source == "no report" => {
+            format!("the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {code})")
+        }
         Some(_) if !passed_reports => {
             let first = summary
                 .failures
@@ -235,10 +254,9 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
                 summary.scenarios.total()
             )
         }
-        Some(s) if !s.success() => format!(
-            "the suite exited with {} although its reports pass",
-            s.code().unwrap_or(-1)
-        ),
+        Some(code) if code != 0 => {
+            format!("the suite exited with {code} although its reports pass")
+        }
         Some(_) => "passed".to_owned(),
     };
     let passed = verdict == "passed";
@@ -293,6 +311,51 @@ fn read_junit(dir: &Path) -> Option<Vec<u8>> {
     }
     out.push_str("</testsuites>\n");
     Some(out.into_bytes())
+}
+
+/// The `local` runner: `command` in `dir`. Returns its exit code, `None` at the timeout.
+async fn run_local(plan: &Plan, reports: &Path) -> anyhow::Result<Option<i32>> {
+    let rdir = reports.to_string_lossy().into_owned();
+    let expand = |s: &str| {
+        s.replace("$REPORTS_DIR", &rdir)
+            .replace("${REPORTS_DIR}", &rdir)
+            .replace("$API_GATEWAY_URL", &plan.gateway)
+            .replace("${API_GATEWAY_URL}", &plan.gateway)
+    };
+    let args: Vec<String> = plan.command.iter().map(|a| expand(a)).collect();
+    tracing::info!("running {} in {}", args.join(" "), plan.dir.display());
+    let mut child = tokio::process::Command::new(&args[0])
+        .args(&args[1..])
+        .current_dir(&plan.dir)
+        .env("API_GATEWAY_URL", &plan.gateway)
+        .env("REPORTS_DIR", &rdir)
+        .envs(plan.env.iter().map(|(k, v)| (k.clone(), expand(v))))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| FieldError::new("params.command", format!("cannot start {}: {e}", args[0])))?;
+    // The suite's output is the build log: stdout and stderr both go to our stderr.
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(forward(BufReader::new(s))));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(forward(BufReader::new(s))));
+    let status = match tokio::time::timeout(plan.timeout, child.wait()).await {
+        Ok(status) => Some(status.context("wait for the suite")?.code().unwrap_or(-1)),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    for task in [out, err].into_iter().flatten() {
+        let _ = task.await;
+    }
+    Ok(status)
 }
 
 async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R) {

@@ -180,7 +180,7 @@ fn bad_params_are_named() {
         ),
         (
             json!({"gateway_url": "http://g", "runner": "kubernetes"}),
-            "params.runner: unknown value; one of: local",
+            "params.runner: unknown value; one of: local, docker",
         ),
         (
             json!({"gateway_url": "http://g", "dir": "nope"}),

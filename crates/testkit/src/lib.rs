@@ -81,7 +81,7 @@ impl Run {
             self.stdout
         );
         assert!(
-            !log.contains("panicked")
+            !log.contains("panicked at")
                 && !log.contains("RUST_BACKTRACE")
                 && !log.contains("stack backtrace"),
             "stderr shows a panic:\n{log}"
