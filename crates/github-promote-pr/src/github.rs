@@ -390,6 +390,31 @@ impl Github {
         }
     }
 
+    /// One call that must answer `expect`; its body parsed as `T`.
+    async fn expect<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+        expect: u16,
+    ) -> Result<T, GithubError> {
+        let reply = self.call(what, method, path, body, None).await?;
+        if reply.status != expect {
+            return Err(self.error(what, &reply));
+        }
+        let text = if reply.body.trim().is_empty() {
+            "null"
+        } else {
+            reply.body.as_str()
+        };
+        serde_json::from_str(text).map_err(|e| GithubError::Other {
+            what: what.to_owned(),
+            status: reply.status,
+            message: format!("unexpected JSON: {e}"),
+        })
+    }
+
     /// Commits of `head` that `base` lacks, and `head`'s sha.
     pub async fn compare(&self, base: &str, head: &str) -> Result<(u64, String), GithubError> {
         let what = format!("compare {base}...{head} of {}/{}", self.owner, self.repo);
@@ -504,24 +529,15 @@ impl Github {
         title: &str,
         body: &str,
     ) -> Result<Pull, GithubError> {
-        let what = format!("update pull request #{number}");
-        let reply = self
-            .call(
-                &what,
-                http::Method::PATCH,
-                &self.repo_path(&format!("/pulls/{number}")),
-                Some(json!({"title": title, "body": body})),
-                None,
-            )
-            .await?;
-        if reply.status != 200 {
-            return Err(self.error(&what, &reply));
-        }
-        serde_json::from_str(&reply.body).map_err(|e| GithubError::Other {
-            what,
-            status: 200,
-            message: e.to_string(),
-        })
+        let path = self.repo_path(&format!("/pulls/{number}"));
+        self.expect(
+            &format!("update pull request #{number}"),
+            http::Method::PATCH,
+            &path,
+            Some(json!({"title": title, "body": body})),
+            200,
+        )
+        .await
     }
 
     pub async fn get_pull(&self, number: u64) -> Result<Pull, GithubError> {
@@ -529,23 +545,14 @@ impl Github {
             "read pull request #{number} of {}/{}",
             self.owner, self.repo
         );
-        let reply = self
-            .call(
-                &what,
-                http::Method::GET,
-                &self.repo_path(&format!("/pulls/{number}")),
-                None,
-                None,
-            )
-            .await?;
-        if reply.status != 200 {
-            return Err(self.error(&what, &reply));
-        }
-        serde_json::from_str(&reply.body).map_err(|e| GithubError::Other {
-            what,
-            status: 200,
-            message: e.to_string(),
-        })
+        self.expect(
+            &what,
+            http::Method::GET,
+            &self.repo_path(&format!("/pulls/{number}")),
+            None,
+            200,
+        )
+        .await
     }
 
     /// The raw JSON of a pull request (what `in` writes).
@@ -554,35 +561,27 @@ impl Github {
             "read pull request #{number} of {}/{}",
             self.owner, self.repo
         );
-        let reply = self
-            .call(
-                &what,
-                http::Method::GET,
-                &self.repo_path(&format!("/pulls/{number}")),
-                None,
-                None,
-            )
-            .await?;
-        if reply.status != 200 {
-            return Err(self.error(&what, &reply));
-        }
-        Ok(reply.json())
+        self.expect(
+            &what,
+            http::Method::GET,
+            &self.repo_path(&format!("/pulls/{number}")),
+            None,
+            200,
+        )
+        .await
     }
 
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GithubError> {
-        let what = format!("label pull request #{number}");
-        let reply = self
-            .call(
-                &what,
+        let path = self.repo_path(&format!("/issues/{number}/labels"));
+        let _: Value = self
+            .expect(
+                &format!("label pull request #{number}"),
                 http::Method::POST,
-                &self.repo_path(&format!("/issues/{number}/labels")),
+                &path,
                 Some(json!({"labels": labels})),
-                None,
+                200,
             )
             .await?;
-        if reply.status != 200 {
-            return Err(self.error(&what, &reply));
-        }
         Ok(())
     }
 
@@ -592,19 +591,17 @@ impl Github {
         users: &[String],
         teams: &[String],
     ) -> Result<(), GithubError> {
-        let what = format!("request reviewers on pull request #{number}");
-        let reply = self
-            .call(
-                &what,
+        let path = self.repo_path(&format!("/pulls/{number}/requested_reviewers"));
+        let body = json!({"reviewers": users, "team_reviewers": teams});
+        let _: Value = self
+            .expect(
+                &format!("request reviewers on pull request #{number}"),
                 http::Method::POST,
-                &self.repo_path(&format!("/pulls/{number}/requested_reviewers")),
-                Some(json!({"reviewers": users, "team_reviewers": teams})),
-                None,
+                &path,
+                Some(body),
+                201,
             )
             .await?;
-        if reply.status != 201 {
-            return Err(self.error(&what, &reply));
-        }
         Ok(())
     }
 
