@@ -361,7 +361,7 @@ pub async fn put(
         let images: Vec<String> = d.containers.iter().map(|c| c.image.clone()).collect();
         metadata.push(d.name.as_str(), images.join(" "));
     }
-    metadata.push("rolled_out_at", protocol_now());
+    metadata.push("rolled_out_at", protocol::time::now_rfc3339());
     Ok(Response::new(Version {
         namespace,
         revision,
@@ -383,12 +383,4 @@ fn label_value(v: &str) -> String {
         .collect::<String>()
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_owned()
-}
-
-fn protocol_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{secs} (unix time)")
 }

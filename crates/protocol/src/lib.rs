@@ -21,6 +21,7 @@ pub mod order;
 mod parse;
 pub mod resource;
 pub mod secret;
+pub mod time;
 pub mod wire;
 
 pub use build_info::BuildMetadata;
