@@ -449,23 +449,39 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            match classify(build().send().await) {
-                Attempt::Done(response) => return Ok(response),
-                Attempt::Fatal(message) => {
-                    return Err(RegistryError::Protocol {
-                        what: what.to_owned(),
-                        message,
-                    });
-                }
-                Attempt::Retry {
-                    reason,
-                    after,
-                    rate_limited,
-                } => {
-                    attempt += 1;
-                    self.wait_or_give_up(what, &reason, after, rate_limited, attempt, deadline)
-                        .await?;
-                }
+            if let Some(response) = self
+                .settle(what, classify(build().send().await), &mut attempt, deadline)
+                .await?
+            {
+                return Ok(response);
+            }
+        }
+    }
+
+    /// One attempt's outcome: the response to return, an error, or `None` after waiting
+    /// for the next attempt (shared by the authenticated and unauthenticated loops).
+    async fn settle(
+        &self,
+        what: &str,
+        outcome: Attempt,
+        attempt: &mut u32,
+        deadline: Instant,
+    ) -> Result<Option<reqwest::Response>, RegistryError> {
+        match outcome {
+            Attempt::Done(response) => Ok(Some(response)),
+            Attempt::Fatal(message) => Err(RegistryError::Protocol {
+                what: what.to_owned(),
+                message,
+            }),
+            Attempt::Retry {
+                reason,
+                after,
+                rate_limited,
+            } => {
+                *attempt += 1;
+                self.wait_or_give_up(what, &reason, after, rate_limited, *attempt, deadline)
+                    .await?;
+                Ok(None)
             }
         }
     }
@@ -535,21 +551,11 @@ impl Client {
                     self.forget_token(scope).await;
                     let _ = response.bytes().await;
                 }
-                Attempt::Done(response) => return Ok(response),
-                Attempt::Fatal(message) => {
-                    return Err(RegistryError::Protocol {
-                        what: what.to_owned(),
-                        message,
-                    });
-                }
-                Attempt::Retry {
-                    reason,
-                    after,
-                    rate_limited,
-                } => {
-                    attempt += 1;
-                    self.wait_or_give_up(what, &reason, after, rate_limited, attempt, deadline)
-                        .await?;
+                other => {
+                    if let Some(response) = self.settle(what, other, &mut attempt, deadline).await?
+                    {
+                        return Ok(response);
+                    }
                 }
             }
         }
