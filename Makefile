@@ -22,12 +22,14 @@ lint:
 
 image-bins:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-	  $(CARGO) build --locked --profile image --target $(TARGET) $(addprefix -p ,$(RESOURCES)) -p acceptance-suite
+	  $(CARGO) build --locked --profile image --target $(TARGET) $(addprefix -p ,$(RESOURCES)) -p acceptance-suite -p sample-system
 
-# The resource images, and the sample acceptance suite's image (acceptance-run's docker runner).
+# The resource images, the sample acceptance suite's image (acceptance-run's docker and
+# kubernetes runners) and the demo's sample system (gateway and two services).
 images: image-bins
 	@for r in $(RESOURCES); do images/build.sh $$r $(IMAGE_BINS)/$$r || exit 1; done
 	@images/build-suite.sh $(IMAGE_BINS)/acceptance-suite
+	@images/build-samples.sh $(IMAGE_BINS)/sample-service
 
 # Unit and in-process tests, the built binaries, and the images under Docker.
 test: lint build images

@@ -3,11 +3,13 @@
 //! summary.md, summary.json) are stored as an OCI artifact in the registry, tagged with the
 //! run, so a person can look at them later; the put fails after storing them.
 //!
-//! Runners: `local` (the command runs in this resource's container) and `docker` (a
-//! container of the suite's image, through the Docker Engine API); `kubernetes` is not yet
-//! (see the README).
+//! Runners: `local` (the command runs in this resource's container), `docker` (a container of
+//! the suite's image, through the Docker Engine API) and `kubernetes` (a Job in the test
+//! environment's namespace, see `kubernetes` and `reporter`).
 
 pub mod docker;
+pub mod kubernetes;
+pub mod reporter;
 pub mod reports;
 pub mod smoke;
 pub mod store;
@@ -50,6 +52,55 @@ pub struct Source {
     /// Plain HTTP, for a loopback registry only.
     #[serde(default)]
     pub insecure: bool,
+    /// `runner: kubernetes`: the test cluster, as in k8s-deploy: a kubeconfig (YAML) ...
+    #[serde(default)]
+    pub kubeconfig: Option<Secret>,
+    /// ... and its context (default: the current-context) ...
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub context: Option<String>,
+    /// ... or the API server's URL with `token`, or with `google_credentials` (GKE) ...
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub server: Option<String>,
+    /// ... a bearer token for `server` ...
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// ... and the API server's CA certificate (PEM).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub certificate_authority: Option<String>,
+}
+
+impl Source {
+    /// The cluster access, when the source has any (`kubeconfig` or `server`).
+    pub fn cluster(&self) -> Result<Option<kube_access::Access>, FieldError> {
+        if self.kubeconfig.is_none() && self.server.is_none() {
+            for (field, set) in [
+                ("source.context", self.context.is_some()),
+                ("source.token", self.token.is_some()),
+                (
+                    "source.certificate_authority",
+                    self.certificate_authority.is_some(),
+                ),
+            ] {
+                if set {
+                    return Err(FieldError::new(
+                        field,
+                        "goes with source.kubeconfig or source.server",
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        kube_access::Access::from_fields(kube_access::Fields {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            server: self.server.clone(),
+            token: self.token.clone(),
+            certificate_authority: self.certificate_authority.clone(),
+            // The Google key serves the registry too; it is the cluster's only with `server` (GKE).
+            google_credentials: self.server.as_ref().and(self.google_credentials.clone()),
+        })
+        .map(Some)
+    }
 }
 
 /// Which runner runs the suite.
@@ -59,6 +110,7 @@ pub enum Runner {
     #[default]
     Local,
     Docker,
+    Kubernetes,
 }
 
 /// `out` params as written.
@@ -71,6 +123,20 @@ pub struct PutParams {
     /// File holding the gateway URL.
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub gateway_url_file: Option<String>,
+    /// With `kubernetes`: the gateway's Service as `NAME:PORT` (e.g. `api-gateway:8080`); the
+    /// suite gets `http://NAME:PORT`, smoke checks go through the API server's service proxy.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub gateway_service: Option<String>,
+    /// With `kubernetes`: the namespace of the test environment ...
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub namespace: Option<String>,
+    /// ... or a file holding it (e.g. `test-cluster/namespace` from a k8s-deploy get).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub namespace_file: Option<String>,
+    /// With `kubernetes`: this resource type's own image (as in `resource_types`), whose binary
+    /// hands the reports back through the pod's log.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub reporter_image: Option<String>,
     /// Smoke checks through the gateway.
     #[serde(default)]
     pub smoke: Vec<smoke::Check>,
@@ -78,10 +144,12 @@ pub struct PutParams {
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub smoke_timeout: Option<String>,
     /// `local` (default): the command runs in this container; `docker`: in a container of
-    /// `image`, through the Docker Engine API.
+    /// `image`, through the Docker Engine API; `kubernetes`: a Job of `image` in the test
+    /// environment's namespace.
     #[serde(default)]
     pub runner: Runner,
-    /// With `docker`: the suite's image, a reference or a `gcr-image` get directory (its `image-ref`).
+    /// With `docker` and `kubernetes`: the suite's image, a reference or a `gcr-image` get
+    /// directory (its `image-ref`).
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub image: Option<String>,
     /// With `docker`: the container's network (e.g. `host`, or the test environment's network).
@@ -145,8 +213,9 @@ impl Resource for AcceptanceRun {
         sources: &Path,
         ctx: &Context,
     ) -> anyhow::Result<Response<Version>> {
+        let cluster = source.cluster()?;
         let store = store::Store::new(source)?;
-        let plan = suite::Plan::new(params, sources, ctx)?;
+        let plan = suite::Plan::new(params, sources, cluster, ctx)?;
         let outcome = suite::run(&plan, ctx).await?;
         let run_id = ctx.build.id.clone().unwrap_or_else(|| {
             std::time::SystemTime::now()

@@ -22,38 +22,74 @@ pub struct Check {
     pub contains: Option<String>,
 }
 
+/// How the checks reach the gateway.
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// Straight to `gateway` (a URL).
+    Http {
+        client: &'a reqwest::Client,
+        gateway: &'a str,
+    },
+    /// Through the Kubernetes API server's service proxy to `service` (`NAME:PORT`).
+    Proxy {
+        cluster: &'a kube_access::Cluster,
+        namespace: &'a str,
+        service: &'a str,
+    },
+}
+
+impl Via<'_> {
+    /// What a check hits, for messages.
+    fn target(&self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        match self {
+            Via::Http { gateway, .. } => format!("{}/{path}", gateway.trim_end_matches('/')),
+            Via::Proxy {
+                namespace, service, ..
+            } => format!("service {namespace}/{service} /{path} (through the API server)"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<(u16, String), String> {
+        match self {
+            Via::Http { client, .. } => {
+                let url = self.target(path);
+                let r = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map_err(|e| chain(&e))?;
+                let status = r.status().as_u16();
+                Ok((status, r.text().await.unwrap_or_default()))
+            }
+            Via::Proxy {
+                cluster,
+                namespace,
+                service,
+            } => crate::kubernetes::proxy_get(cluster, namespace, service, path).await,
+        }
+    }
+}
+
 /// Runs every check until it passes or the deadline; returns the failures (name, last problem).
-pub async fn run(
-    client: &reqwest::Client,
-    gateway: &str,
-    checks: &[Check],
-    timeout: Duration,
-) -> Vec<(String, String)> {
+pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(String, String)> {
     let deadline = Instant::now() + timeout;
     let mut failures = Vec::new();
     for check in checks {
-        let url = format!(
-            "{}/{}",
-            gateway.trim_end_matches('/'),
-            check.path.trim_start_matches('/')
-        );
+        let url = via.target(&check.path);
         let want = check.expect_status.unwrap_or(200);
         let mut delay = Duration::from_millis(200);
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let problem = match client
-                .get(&url)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-            {
-                Err(e) => format!("cannot reach {url}: {}", chain(&e)),
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let body = r.text().await.unwrap_or_default();
+            let problem = match via.get(&check.path).await {
+                Err(e) => format!("cannot reach {url}: {e}"),
+                Ok((status, body)) => {
                     if status != want {
-                        format!("{url} answered {status}, expected {want}")
+                        let said: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+                        let said: String = said.chars().take(160).collect();
+                        format!("{url} answered {status}, expected {want}: {said}")
                     } else if let Some(text) =
                         check.contains.as_deref().filter(|t| !body.contains(*t))
                     {

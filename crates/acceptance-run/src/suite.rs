@@ -38,12 +38,101 @@ pub struct Plan {
     /// Whether `command` was given (docker: otherwise the image's own command runs).
     pub command_given: bool,
     pub docker_host: Option<String>,
+    /// `kubernetes`: the cluster, the namespace, the gateway's Service and the reporter's image.
+    pub cluster: Option<kube_access::Access>,
+    pub namespace: Option<String>,
+    pub gateway_service: Option<String>,
+    pub reporter_image: Option<String>,
+    /// Names the Job: the build id, or the time.
+    pub run_id: String,
 }
 
 impl Plan {
-    pub fn new(p: PutParams, sources: &Path, ctx: &Context) -> anyhow::Result<Self> {
+    pub fn new(
+        p: PutParams,
+        sources: &Path,
+        cluster: Option<kube_access::Access>,
+        ctx: &Context,
+    ) -> anyhow::Result<Self> {
+        let kubernetes = p.runner == crate::Runner::Kubernetes;
+        for (field, set) in [
+            ("params.namespace", p.namespace.is_some()),
+            ("params.namespace_file", p.namespace_file.is_some()),
+            ("params.gateway_service", p.gateway_service.is_some()),
+            ("params.reporter_image", p.reporter_image.is_some()),
+        ] {
+            if set && !kubernetes {
+                return Err(FieldError::new(field, "goes with runner: kubernetes").into());
+            }
+        }
+        let namespace = match (&p.namespace, &p.namespace_file) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    FieldError::conflict("params.namespace", "params.namespace_file").into(),
+                );
+            }
+            (Some(n), None) => Some(n.clone()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(inside(sources, f, "params.namespace_file")?)
+                    .map_err(|e| {
+                        FieldError::new("params.namespace_file", format!("cannot read {f}: {e}"))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if kubernetes {
+            if cluster.is_none() {
+                return Err(FieldError::missing(
+                    "source.kubeconfig",
+                    "((TEST_KUBECONFIG)) (runner: kubernetes runs the suite in the cluster; or source.server with token or google_credentials)",
+                )
+                .into());
+            }
+            match &namespace {
+                None => {
+                    return Err(FieldError::missing(
+                        "params.namespace_file",
+                        "test-cluster/namespace (or params.namespace)",
+                    )
+                    .into());
+                }
+                Some(n) if !valid_label(n) => {
+                    return Err(FieldError::new(
+                        "params.namespace",
+                        format!(
+                            "\"{n}\" is not a namespace name (lowercase letters, digits and -)"
+                        ),
+                    )
+                    .into());
+                }
+                Some(_) => {}
+            }
+            if p.reporter_image.is_none() {
+                return Err(FieldError::missing(
+                    "params.reporter_image",
+                    "\"us.gcr.io/microservices-kube/acceptance-run:1.0\" (this resource type's own image, as in resource_types)",
+                )
+                .into());
+            }
+        }
+        if let Some(s) = &p.gateway_service {
+            let ok = s.split_once(':').is_some_and(|(name, port)| {
+                valid_label(name)
+                    && !port.is_empty()
+                    && port.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !ok {
+                return Err(FieldError::new(
+                    "params.gateway_service",
+                    "must be the gateway's Service as NAME:PORT, e.g. \"api-gateway:8080\"",
+                )
+                .into());
+            }
+        }
         let image = match (p.runner, &p.image) {
-            (crate::Runner::Docker, None) => return Err(FieldError::missing("params.image", "acceptance-tests-dev (a gcr-image get directory) or an image reference").into()),
+            (crate::Runner::Docker | crate::Runner::Kubernetes, None) => return Err(FieldError::missing("params.image", "acceptance-tests-dev (a gcr-image get directory) or an image reference").into()),
             (crate::Runner::Local, Some(_)) => return Err(FieldError::new("params.image", "goes with runner: docker").into()),
             (_, Some(i)) => Some(match inside(sources, i, "params.image") {
                 Ok(dir) if dir.is_dir() => std::fs::read_to_string(dir.join("image-ref"))
@@ -63,6 +152,20 @@ impl Plan {
                     FieldError::conflict("params.gateway_url", "params.gateway_url_file").into(),
                 );
             }
+            (Some(_), None) | (None, Some(_)) if p.gateway_service.is_some() => {
+                return Err(FieldError::conflict(
+                    "params.gateway_service",
+                    if p.gateway_url.is_some() {
+                        "params.gateway_url"
+                    } else {
+                        "params.gateway_url_file"
+                    },
+                )
+                .into());
+            }
+            (None, None) if p.gateway_service.is_some() => {
+                format!("http://{}", p.gateway_service.as_deref().unwrap_or(""))
+            }
             (Some(u), None) => u.clone(),
             (None, Some(f)) => {
                 std::fs::read_to_string(inside(sources, f, "params.gateway_url_file")?)
@@ -75,7 +178,7 @@ impl Plan {
             (None, None) => {
                 return Err(FieldError::missing(
                     "params.gateway_url",
-                    "\"http://api-gateway:8080\"",
+                    "\"http://api-gateway:8080\" (or, with runner: kubernetes, params.gateway_service: api-gateway:8080)",
                 )
                 .into());
             }
@@ -116,7 +219,18 @@ impl Plan {
             }
         }
         let command_given = !p.command.is_empty();
+        let run_id = ctx.build.id.clone().unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs().to_string())
+                .unwrap_or_default()
+        });
         Ok(Self {
+            cluster,
+            namespace,
+            gateway_service: p.gateway_service,
+            reporter_image: p.reporter_image,
+            run_id,
             runner: p.runner,
             image,
             network: p.network,
@@ -154,7 +268,29 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
         "acceptance-run/",
         env!("CARGO_PKG_VERSION")
     )))?;
-    let smoke_failures = smoke::run(&client, &plan.gateway, &plan.smoke, plan.smoke_timeout).await;
+    let cluster = match &plan.cluster {
+        Some(access) if plan.runner == crate::Runner::Kubernetes => Some(
+            kube_access::Cluster::connect(
+                access,
+                concat!("acceptance-run/", env!("CARGO_PKG_VERSION")),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let namespace = plan.namespace.clone().unwrap_or_default();
+    let via = match (&cluster, &plan.gateway_service) {
+        (Some(cluster), Some(service)) => smoke::Via::Proxy {
+            cluster,
+            namespace: &namespace,
+            service,
+        },
+        _ => smoke::Via::Http {
+            client: &client,
+            gateway: &plan.gateway,
+        },
+    };
+    let smoke_failures = smoke::run(via, &plan.smoke, plan.smoke_timeout).await;
     if !smoke_failures.is_empty() {
         let names: Vec<&str> = smoke_failures.iter().map(|(n, _)| n.as_str()).collect();
         let summary = Summary {
@@ -214,6 +350,37 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
             )
             .await?
             .map(|c| c as i32)
+        }
+        crate::Runner::Kubernetes => {
+            let Some(cluster) = &cluster else {
+                anyhow::bail!("runner: kubernetes without a cluster");
+            };
+            let mut env = vec![
+                ("API_GATEWAY_URL".to_owned(), plan.gateway.clone()),
+                ("REPORTS_DIR".to_owned(), "/reports".to_owned()),
+            ];
+            let expand = |a: &str| {
+                a.replace("$REPORTS_DIR", "/reports")
+                    .replace("$API_GATEWAY_URL", &plan.gateway)
+            };
+            env.extend(plan.env.iter().map(|(k, v)| (k.clone(), expand(v))));
+            let spec = crate::kubernetes::JobSpec {
+                namespace: &namespace,
+                name: job_name(&plan.run_id),
+                image: plan.image.as_deref().unwrap_or(""),
+                reporter_image: plan.reporter_image.as_deref().unwrap_or(""),
+                command: plan.command.iter().map(|a| expand(a)).collect(),
+                env,
+                timeout: plan.timeout,
+                labels: vec![
+                    (
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "acceptance-run".to_owned(),
+                    ),
+                    ("acceptance-run/run".to_owned(), label_value(&plan.run_id)),
+                ],
+            };
+            crate::kubernetes::run(cluster, &spec, reports_dir.path()).await?
         }
     };
     let mut files = Vec::new();
@@ -363,4 +530,49 @@ async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R) {
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!("| {line}");
     }
+}
+
+fn valid_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A label value from the run id: alphanumerics, `-`, `_`, `.`, at most 63.
+fn label_value(run: &str) -> String {
+    let v: String = run
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
+}
+
+/// `acceptance-RUN-XXXX`: a DNS label, unique per attempt.
+fn job_name(run: &str) -> String {
+    let run: String = run
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "acceptance-{}-{:04x}",
+        run.trim_matches('-'),
+        nanos & 0xffff
+    )
 }

@@ -161,7 +161,11 @@ fn failed_smoke_skips_the_suite_and_says_which_service() {
         &build_env(),
     );
     let line = run.failure();
-    assert!(line.starts_with(&format!("smoke failed for user-management: {url}/user-management/health answered 404, expected 200; the suite did not run")), "{line}");
+    assert!(line.starts_with(&format!("smoke failed for user-management: {url}/user-management/health answered 404, expected 200")), "{line}");
+    assert!(
+        line.contains("; the suite did not run; reports: "),
+        "{line}"
+    );
     assert!(!run.log().contains("running definitely-not-run"));
 }
 
@@ -172,15 +176,27 @@ fn bad_params_are_named() {
     for (params, expected) in [
         (
             json!({}),
-            "params.gateway_url: missing; set it to e.g. \"http://api-gateway:8080\"",
+            "params.gateway_url: missing; set it to e.g. \"http://api-gateway:8080\" (or, with runner: kubernetes, params.gateway_service: api-gateway:8080)",
         ),
         (
             json!({"gateway_url": "api-gateway:8080"}),
             "params.gateway_url: must be an http(s) URL, e.g. \"http://api-gateway:8080\"",
         ),
         (
-            json!({"gateway_url": "http://g", "runner": "kubernetes"}),
-            "params.runner: unknown value; one of: local, docker",
+            json!({"gateway_url": "http://g", "runner": "jenkins"}),
+            "params.runner: unknown value; one of: local, docker, kubernetes",
+        ),
+        (
+            json!({"gateway_service": "api-gateway:8080"}),
+            "params.gateway_service: goes with runner: kubernetes",
+        ),
+        (
+            json!({"gateway_service": "api-gateway:8080", "runner": "kubernetes", "namespace": "t", "image": "suite:1", "reporter_image": "ar:1"}),
+            "source.kubeconfig: missing; set it to e.g. ((TEST_KUBECONFIG)) (runner: kubernetes runs the suite in the cluster; or source.server with token or google_credentials)",
+        ),
+        (
+            json!({"gateway_url": "http://g", "namespace": "t"}),
+            "params.namespace: goes with runner: kubernetes",
         ),
         (
             json!({"gateway_url": "http://g", "dir": "nope"}),
@@ -189,6 +205,61 @@ fn bad_params_are_named() {
         (
             json!({"gateway_url": "http://g", "timeout": "forever"}),
             "params.timeout: must be a duration like \"2m\", \"90s\"",
+        ),
+    ] {
+        let run = in_process(
+            &AcceptanceRun,
+            &["out", arg(dir.path())],
+            json!({"source": source, "params": params})
+                .to_string()
+                .as_bytes(),
+            &build_env(),
+        );
+        assert_eq!(run.one_line_failure(), expected);
+    }
+    // With a cluster in the source, the kubernetes runner's own params.
+    let source = json!({"reports_repository": "127.0.0.1:1/p/reports", "insecure": true,
+                        "kubeconfig": "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"});
+    let k8s = |extra: Value| {
+        let mut p = json!({"gateway_service": "api-gateway:8080", "runner": "kubernetes", "namespace": "test-1",
+                           "image": "suite:1", "reporter_image": "acceptance-run:1"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                p.as_object_mut().unwrap().remove(k);
+            } else {
+                p[k] = v.clone();
+            }
+        }
+        p
+    };
+    for (params, expected) in [
+        (
+            k8s(json!({"namespace": null})),
+            "params.namespace_file: missing; set it to e.g. test-cluster/namespace (or params.namespace)",
+        ),
+        (
+            k8s(json!({"namespace": "Test_1"})),
+            "params.namespace: \"Test_1\" is not a namespace name (lowercase letters, digits and -)",
+        ),
+        (
+            k8s(json!({"namespace_file": "nope/namespace", "namespace": null})),
+            "params.namespace_file: cannot read nope/namespace: No such file or directory (os error 2)",
+        ),
+        (
+            k8s(json!({"reporter_image": null})),
+            "params.reporter_image: missing; set it to e.g. \"us.gcr.io/microservices-kube/acceptance-run:1.0\" (this resource type's own image, as in resource_types)",
+        ),
+        (
+            k8s(json!({"image": null})),
+            "params.image: missing; set it to e.g. acceptance-tests-dev (a gcr-image get directory) or an image reference",
+        ),
+        (
+            k8s(json!({"gateway_service": "http://api-gateway:8080"})),
+            "params.gateway_service: must be the gateway's Service as NAME:PORT, e.g. \"api-gateway:8080\"",
+        ),
+        (
+            k8s(json!({"gateway_url": "http://api-gateway:8080"})),
+            "params.gateway_service: cannot be set together with params.gateway_url; keep one",
         ),
     ] {
         let run = in_process(

@@ -1,15 +1,12 @@
 //! The Kubernetes API through the kube crate: the one external system of this resource.
-//! Every way in (kubeconfig, server + token + CA, GKE with a Google key) becomes one
-//! kubeconfig, so there is one connection path.
+//! The connection itself (every way in becomes one kubeconfig) is `kube_access`, shared with
+//! acceptance-run.
 
-use crate::source::{Access, Config};
-use anyhow::Context as _;
+use crate::source::Config;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
-use protocol::Secret;
 use serde_json::Value;
 
 pub const MANAGER: &str = "k8s-deploy";
@@ -27,94 +24,19 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn kubeconfig_for(server: &str, token: &Secret, ca: Option<&str>) -> Secret {
-    use base64::Engine as _;
-    let ca = ca
-        .map(|pem| {
-            format!(
-                "    certificate-authority-data: {}\n",
-                base64::engine::general_purpose::STANDARD.encode(pem)
-            )
-        })
-        .unwrap_or_default();
-    Secret::new(format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{ca}users:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-        token.expose()
-    ))
-}
+pub use kube_access::{kube_error, one_line};
 
 impl Cluster {
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        httpc::install_crypto_provider();
-        let (yaml, context, field) = match &config.access {
-            Access::Kubeconfig { yaml, context } => {
-                (yaml.clone(), context.clone(), "source.kubeconfig")
-            }
-            Access::Token { server, token, ca } => (
-                kubeconfig_for(server, token, ca.as_deref()),
-                None,
-                "source.certificate_authority",
-            ),
-            Access::Google { server, key, ca } => {
-                let key = google_auth::ServiceAccountKey::parse(key).map_err(|e| {
-                    protocol::FieldError::new("source.google_credentials", e.to_string())
-                })?;
-                let http = httpc::client(&httpc::Options::new(concat!(
-                    "k8s-deploy/",
-                    env!("CARGO_PKG_VERSION")
-                )))?;
-                let token = google_auth::TokenSource::new(key, http)
-                    .token()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("source.google_credentials: {e}"))?;
-                (
-                    kubeconfig_for(server, &token, ca.as_deref()),
-                    None,
-                    "source.certificate_authority",
-                )
-            }
-        };
-        let kubeconfig = Kubeconfig::from_yaml(yaml.expose()).map_err(|_| {
-            protocol::FieldError::new(
-                "source.kubeconfig",
-                "is not a kubeconfig (YAML with clusters, users and contexts)",
-            )
-        })?;
-        if let Some(name) = &context
-            && !kubeconfig.contexts.iter().any(|c| &c.name == name)
-        {
-            let known: Vec<&str> = kubeconfig
-                .contexts
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            return Err(protocol::FieldError::new(
-                "source.context",
-                format!(
-                    "the kubeconfig has no context \"{name}\"; it has: {}",
-                    known.join(", ")
-                ),
-            )
-            .into());
-        }
-        let options = KubeConfigOptions {
-            context,
-            cluster: None,
-            user: None,
-        };
-        let mut kc = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| {
-                protocol::FieldError::new(
-                    field,
-                    format!("cannot be used: {}", one_line(&e.to_string())),
-                )
-            })?;
-        kc.read_timeout = None; // watches stay open; our own deadlines bound every wait
-        kc.connect_timeout = Some(std::time::Duration::from_secs(10));
-        let server = kc.cluster_url.to_string();
-        let client = kube::Client::try_from(kc).context("set up the Kubernetes client")?;
-        Ok(Self { client, server })
+        let c = kube_access::Cluster::connect(
+            &config.access,
+            concat!("k8s-deploy/", env!("CARGO_PKG_VERSION")),
+        )
+        .await?;
+        Ok(Self {
+            client: c.client,
+            server: c.server,
+        })
     }
 
     pub fn deployments(&self, ns: &str) -> Api<Deployment> {
@@ -252,36 +174,4 @@ impl Cluster {
             .map_err(|e| anyhow::anyhow!("list pods: {}", kube_error(&e)))?
             .items)
     }
-}
-
-/// A kube error on one line, with the API's own message when there is one.
-pub fn kube_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 401 => format!(
-            "the cluster refused the credentials (401 {}); check source.kubeconfig / source.token",
-            one_line(&s.message)
-        ),
-        kube::Error::Api(s) if s.code == 403 => format!(
-            "forbidden (403): {}; grant the account access to this namespace",
-            one_line(&s.message)
-        ),
-        kube::Error::Api(s) => format!("{} ({} {})", one_line(&s.message), s.code, s.reason),
-        other => {
-            let mut out = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                let t = s.to_string();
-                if !out.contains(&t) {
-                    out.push_str(": ");
-                    out.push_str(&t);
-                }
-                source = s.source();
-            }
-            one_line(&out)
-        }
-    }
-}
-
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -1,5 +1,6 @@
 //! `source` and `params` as written, and the cluster connection built from them in one place.
 
+pub use kube_access::Access;
 use protocol::{FieldError, Secret};
 use serde::Deserialize;
 
@@ -93,25 +94,6 @@ pub struct GetParams {
     pub allow_drift: bool,
 }
 
-/// How to reach the cluster.
-#[derive(Debug, Clone)]
-pub enum Access {
-    Kubeconfig {
-        yaml: Secret,
-        context: Option<String>,
-    },
-    Token {
-        server: String,
-        token: Secret,
-        ca: Option<String>,
-    },
-    Google {
-        server: String,
-        key: Secret,
-        ca: Option<String>,
-    },
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -133,62 +115,14 @@ impl TryFrom<Source> for Config {
     type Error = FieldError;
 
     fn try_from(s: Source) -> Result<Self, FieldError> {
-        let access = match (s.kubeconfig, s.server, s.token, s.google_credentials) {
-            (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
-                return Err(FieldError::new(
-                    "source.kubeconfig",
-                    "cannot be set together with server/token/google_credentials; keep one way in",
-                ));
-            }
-            (Some(yaml), None, None, None) => Access::Kubeconfig {
-                yaml,
-                context: s.context,
-            },
-            (None, Some(server), token, google) => {
-                if !server.starts_with("https://") && !server.starts_with("http://") {
-                    return Err(FieldError::new(
-                        "source.server",
-                        "must be the API server's URL, e.g. \"https://203.0.113.10\"",
-                    ));
-                }
-                if s.context.is_some() {
-                    return Err(FieldError::new(
-                        "source.context",
-                        "goes with source.kubeconfig",
-                    ));
-                }
-                match (token, google) {
-                    (Some(_), Some(_)) => {
-                        return Err(FieldError::conflict(
-                            "source.token",
-                            "source.google_credentials",
-                        ));
-                    }
-                    (Some(token), None) => Access::Token {
-                        server,
-                        token,
-                        ca: s.certificate_authority,
-                    },
-                    (None, Some(key)) => Access::Google {
-                        server,
-                        key,
-                        ca: s.certificate_authority,
-                    },
-                    (None, None) => {
-                        return Err(FieldError::missing(
-                            "source.token",
-                            "((k8s-token)) (or source.google_credentials for GKE)",
-                        ));
-                    }
-                }
-            }
-            (None, None, _, _) => {
-                return Err(FieldError::new(
-                    "source.kubeconfig",
-                    "missing; set it (e.g. ((TEST_KUBECONFIG))), or server with token or google_credentials",
-                ));
-            }
-        };
+        let access = Access::from_fields(kube_access::Fields {
+            kubeconfig: s.kubeconfig,
+            context: s.context,
+            server: s.server,
+            token: s.token,
+            certificate_authority: s.certificate_authority,
+            google_credentials: s.google_credentials,
+        })?;
         let namespace = s.namespace.unwrap_or_else(|| "default".to_owned());
         if !valid_name(&namespace) {
             return Err(FieldError::new(

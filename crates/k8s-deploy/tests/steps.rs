@@ -440,6 +440,7 @@ fn images_missing_from_the_registry_do_not_pull_and_pushed_ones_do() {
         tls: true,
         tick: Duration::from_millis(20),
         pullable: fakes::kube::controller::Pullable::Registry(registry.host()),
+        ..Options::default()
     });
     let repo = registry::Repository::parse(&format!(
         "{}/microservices-kube/api-gateway",

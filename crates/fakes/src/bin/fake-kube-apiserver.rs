@@ -1,6 +1,6 @@
 //! `fake-kube-apiserver --listen 127.0.0.1:PORT [--tls] [--token T] [--kubeconfig-out PATH]
-//! [--registry HOST:PORT] [--tick-ms N] [--exit-after SECONDS]`: the Kubernetes fake as a
-//! process. Prints its URL on the first line of stdout; writes a kubeconfig for it (context
+//! [--registry HOST:PORT] [--docker] [--tick-ms N] [--exit-after SECONDS]`: the Kubernetes
+//! fake as a process; `--docker` runs its pods as Docker containers. Prints its URL on the first line of stdout; writes a kubeconfig for it (context
 //! `fake`) when asked; serves until killed or `--exit-after` (default one hour).
 
 // A command-line tool: its URL line is its stdout.
@@ -26,6 +26,7 @@ fn main() {
         match arg.as_str() {
             "--listen" => listen = value("--listen"),
             "--tls" => options.tls = true,
+            "--docker" => options.docker = true,
             "--token" => options.token = Some(value("--token")),
             "--kubeconfig-out" => kubeconfig_out = Some(value("--kubeconfig-out")),
             "--registry" => options.pullable = Pullable::Registry(value("--registry")),
@@ -35,7 +36,7 @@ fn main() {
             "--exit-after" => exit_after = value("--exit-after").parse().unwrap_or(3600),
             other => {
                 eprintln!(
-                    "fake-kube-apiserver: unknown argument {other}; usage: fake-kube-apiserver --listen 127.0.0.1:PORT [--tls] [--token T] [--kubeconfig-out PATH] [--registry HOST:PORT] [--tick-ms N] [--exit-after SECONDS]"
+                    "fake-kube-apiserver: unknown argument {other}; usage: fake-kube-apiserver --listen 127.0.0.1:PORT [--tls] [--token T] [--kubeconfig-out PATH] [--registry HOST:PORT] [--docker] [--tick-ms N] [--exit-after SECONDS]"
                 );
                 std::process::exit(2);
             }
@@ -48,7 +49,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let fake = FakeKube::start_on(listener, options);
+    let fake = match FakeKube::try_start_on(listener, options) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("fake-kube-apiserver: {e}");
+            std::process::exit(1);
+        }
+    };
     if let Some(path) = kubeconfig_out
         && let Err(e) = std::fs::write(&path, fake.kubeconfig())
     {

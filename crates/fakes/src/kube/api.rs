@@ -159,6 +159,7 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
         "/apis" => return ok(&resources::api_groups()),
         "/api/v1" => return ok(&resources::resource_list("", "v1")),
         "/apis/apps/v1" => return ok(&resources::resource_list("apps", "v1")),
+        "/apis/batch/v1" => return ok(&resources::resource_list("batch", "v1")),
         "/healthz" | "/readyz" | "/livez" => return (StatusCode::OK, "ok").into_response(),
         _ => {}
     }
@@ -172,6 +173,16 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
     };
     let q = query(&parts.uri);
     match (&parts.method, &target.name) {
+        (&Method::GET, Some(name))
+            if target.sub.as_deref() == Some("log") && target.resource.plural == "pods" =>
+        {
+            pod_log(&world, &target, name, &q)
+        }
+        (method, Some(name))
+            if target.sub.as_deref() == Some("proxy") && target.resource.plural == "services" =>
+        {
+            service_proxy(&world, &target, name, method, &parts.uri, &path, body).await
+        }
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(world, target, q).await
         }
@@ -182,7 +193,7 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
         (&Method::PATCH, Some(name)) => {
             patch_object(&world, &target, name, &parts.headers, &body, &q)
         }
-        (&Method::DELETE, Some(name)) => delete(&world, &target, name),
+        (&Method::DELETE, Some(name)) => delete(&world, &target, name, &q, &body),
         _ => status(405, "method not allowed", "MethodNotAllowed", None),
     }
 }
@@ -280,6 +291,22 @@ fn create(world: &Shared, t: &Target, headers: &HeaderMap, body: &Bytes) -> Resp
         Ok(o) => o,
         Err(e) => return status(400, &e, "BadRequest", None),
     };
+    if t.resource.plural == "jobs"
+        && !matches!(
+            object["spec"]["template"]["spec"]["restartPolicy"].as_str(),
+            Some("Never" | "OnFailure")
+        )
+    {
+        return status(
+            422,
+            &format!(
+                "Job.batch \"{}\" is invalid: spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"",
+                object["metadata"]["name"].as_str().unwrap_or("")
+            ),
+            "Invalid",
+            None,
+        );
+    }
     match w.store.create(t.resource, &t.namespace, object) {
         Ok(o) => {
             let out = present(&w, t.resource, &o);
@@ -514,8 +541,48 @@ fn patch_object(
     write(&mut w, t, name, &current, next, false, manager)
 }
 
-fn delete(world: &Shared, t: &Target, name: &str) -> Response {
+/// Deletes an object. Its dependents are garbage-collected by the controller, unless the
+/// propagation policy is `Orphan` — the default for Jobs, as in batch/v1 — which strips their
+/// owner reference.
+fn delete(
+    world: &Shared,
+    t: &Target,
+    name: &str,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+) -> Response {
     let mut w = super::lock(world);
+    let policy = q.get("propagationPolicy").cloned().or_else(|| {
+        serde_json::from_slice::<Value>(body)
+            .ok()?
+            .get("propagationPolicy")?
+            .as_str()
+            .map(str::to_owned)
+    });
+    let orphan = match policy.as_deref() {
+        Some("Orphan") => true,
+        Some(_) => false,
+        None => t.resource.plural == "jobs",
+    };
+    let uid = w
+        .store
+        .get(&key(t.resource, &t.namespace, name))
+        .map(|o| o["metadata"]["uid"].clone());
+    if orphan && let Some(uid) = uid {
+        for plural in ["pods", "replicasets"] {
+            let group = if plural == "pods" { "" } else { "apps" };
+            let r = resources::find(group, "v1", plural).expect("served");
+            for mut o in w.store.list(r, &t.namespace, "", "") {
+                if o["metadata"]["ownerReferences"][0]["uid"] == uid {
+                    let n = o["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                    if let Some(m) = o["metadata"].as_object_mut() {
+                        m.remove("ownerReferences");
+                    }
+                    let _ = w.store.update(r, &t.namespace, &n, o, false);
+                }
+            }
+        }
+    }
     match w.store.delete(t.resource, &t.namespace, name) {
         Ok(o) => {
             w.owners.remove(&key(t.resource, &t.namespace, name));
@@ -660,4 +727,131 @@ fn chunked(initial: Vec<String>, rest: Option<Chunks>) -> Response {
         header::HeaderValue::from_static("no-cache, private"),
     );
     response
+}
+
+/// `pods/NAME/log`: the container's output from the runtime (`container`, `follow`,
+/// `tailLines`). Without a runtime a finished pod has an empty log.
+fn pod_log(world: &Shared, t: &Target, name: &str, q: &HashMap<String, String>) -> Response {
+    let (pod, runtime) = {
+        let w = super::lock(world);
+        let Some(pod) = w.store.get(&key(t.resource, &t.namespace, name)).cloned() else {
+            return status(
+                404,
+                &not_found(t.resource, name),
+                "NotFound",
+                Some((name, t.resource)),
+            );
+        };
+        (pod, w.runtime.clone())
+    };
+    let Some(runtime) = runtime else {
+        return if pod["status"]["phase"] == "Pending" {
+            let c = q
+                .get("container")
+                .cloned()
+                .or_else(|| {
+                    pod["spec"]["containers"][0]["name"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            status(
+                400,
+                &format!(
+                    "container \"{c}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+                ),
+                "BadRequest",
+                None,
+            )
+        } else {
+            (StatusCode::OK, "").into_response()
+        };
+    };
+    match runtime.container_id(&pod, q.get("container").map(String::as_str)) {
+        Ok(id) => {
+            let follow = q.get("follow").is_some_and(|f| f == "true" || f == "1");
+            let stream = runtime.logs(&id, follow, q.get("tailLines").cloned());
+            let mut r = Body::from_stream(stream).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain"),
+            );
+            r
+        }
+        Err((code, message)) => status(code, &message, "BadRequest", None),
+    }
+}
+
+/// `services/NAME[:PORT]/proxy/PATH`: the request forwarded to a ready pod behind the Service
+/// (container runtime only), the answer passed back as it came.
+async fn service_proxy(
+    world: &Shared,
+    t: &Target,
+    name: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+    path: &str,
+    body: Bytes,
+) -> Response {
+    let (service, port) = match name.split_once(':') {
+        Some((s, p)) => (s, Some(p)),
+        None => (name, None),
+    };
+    let runtime = super::lock(world).runtime.clone();
+    let Some(runtime) = runtime else {
+        return status(
+            503,
+            &format!(
+                "no endpoints available for service \"{service}\" (the fake runs pods as containers only when started with Docker)"
+            ),
+            "ServiceUnavailable",
+            None,
+        );
+    };
+    let endpoint = match super::runtime::Runtime::endpoint(world, &t.namespace, service, port) {
+        Ok(e) => e,
+        Err((404, m)) => return status(404, &m, "NotFound", Some((service, t.resource))),
+        Err((code, m)) => return status(code, &m, "ServiceUnavailable", None),
+    };
+    let marker = format!("/services/{name}/proxy");
+    let rest = path
+        .split_once(&marker)
+        .map(|(_, r)| r)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("/");
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let url = format!("http://{endpoint}{rest}{query}");
+    let Ok(m) = reqwest::Method::from_bytes(method.as_str().as_bytes()) else {
+        return status(405, "method not allowed", "MethodNotAllowed", None);
+    };
+    match runtime
+        .http()
+        .request(m, &url)
+        .body(body.to_vec())
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let code = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = r.bytes().await.unwrap_or_default();
+            let mut out = (code, bytes.to_vec()).into_response();
+            if let Some(ct) = ct
+                && let Ok(v) = header::HeaderValue::from_str(&ct)
+            {
+                out.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            out
+        }
+        Err(e) => status(
+            503,
+            &format!("error trying to reach service: {}", e.without_url()),
+            "ServiceUnavailable",
+            None,
+        ),
+    }
 }

@@ -126,6 +126,56 @@ fn pod_state(w: &World, template: &Value) -> Option<(String, String)> {
     None
 }
 
+fn pods_of<'a>(w: &'a World, ns: &str, rs_name: &str) -> impl Iterator<Item = Value> + 'a {
+    let pod_r = resources::find("", "v1", "pods").expect("served");
+    let rs_name = rs_name.to_owned();
+    w.store
+        .list(pod_r, ns, "", "")
+        .into_iter()
+        .filter(move |p| p["metadata"]["ownerReferences"][0]["name"] == rs_name.as_str())
+}
+
+/// Pods of a ReplicaSet whose Ready condition is true (container runtime).
+fn ready_pods(w: &World, ns: &str, rs_name: &str) -> i64 {
+    pods_of(w, ns, rs_name)
+        .filter(|p| {
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .count() as i64
+}
+
+/// The first waiting reason among a ReplicaSet's pods that means the rollout cannot go on
+/// (container runtime).
+fn failure_of_pods(w: &World, ns: &str, rs_name: &str) -> Option<(String, String)> {
+    pods_of(w, ns, rs_name).find_map(|p| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|c| {
+                let waiting = &c["state"]["waiting"];
+                let reason = waiting["reason"].as_str()?;
+                matches!(
+                    reason,
+                    "ImagePullBackOff"
+                        | "ErrImagePull"
+                        | "CrashLoopBackOff"
+                        | "CreateContainerConfigError"
+                )
+                .then(|| {
+                    (
+                        reason.to_owned(),
+                        waiting["message"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+            })
+    })
+}
+
 fn step(
     w: &mut World,
     d: &Value,
@@ -200,7 +250,11 @@ fn step(
         .as_str()
         .unwrap_or("1")
         .to_owned();
-    let failure = pod_state(w, &template);
+    let failure = if w.docker {
+        failure_of_pods(w, &ns, &new_name)
+    } else {
+        pod_state(w, &template)
+    };
     let stalled = d["metadata"]["annotations"]["fake.k8s.io/stall"] == "true";
     let paused = d["spec"]["paused"].as_bool().unwrap_or(false);
 
@@ -228,7 +282,9 @@ fn step(
             progress_at.insert(id.clone(), Instant::now());
         }
         // New pods become ready one tick after they are created, unless they fail.
-        let ready = if failure.is_some() {
+        let ready = if w.docker {
+            ready_pods(w, &ns, &new_name).min(target_new)
+        } else if failure.is_some() {
             0
         } else {
             new_replicas.min(target_new)
@@ -354,6 +410,7 @@ fn sync_pods(w: &mut World, ns: &str, rs: &Value, failure: Option<&(String, Stri
         }
     }
     let containers = rs["spec"]["template"]["spec"]["containers"].clone();
+    let docker = w.docker;
     while pods.len() < want {
         w.pod_counter += 1;
         let pod_name = format!("{rs_name}-{:05x}", w.pod_counter * 7919 % 0xfffff);
@@ -365,7 +422,8 @@ fn sync_pods(w: &mut World, ns: &str, rs: &Value, failure: Option<&(String, Stri
             changed = true;
         }
     }
-    for p in pods {
+    // With a container runtime, the kubelet (`runtime`) writes pod status.
+    for p in pods.into_iter().filter(|_| !docker) {
         let pod_name = p["metadata"]["name"].as_str().unwrap_or("").to_owned();
         let statuses: Vec<Value> = containers
             .as_array()
@@ -398,6 +456,250 @@ fn sync_pods(w: &mut World, ns: &str, rs: &Value, failure: Option<&(String, Stri
             let mut next = p.clone();
             next["status"] = status;
             if w.store.update(pod_r, ns, &pod_name, next, false).is_ok() {
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// The Job controller: one pod at a time, a new one after each failure until `backoffLimit`,
+/// `activeDeadlineSeconds`, and the conditions `kubectl wait --for=condition=complete` reads.
+/// Without a container runtime the pods are simulated: an image that cannot be pulled waits
+/// in ImagePullBackOff, any other pod succeeds on the next tick with an empty log.
+pub fn jobs(world: &Shared) {
+    let mut w = lock(world);
+    let job_r = resources::find("batch", "v1", "jobs").expect("served");
+    let pod_r = resources::find("", "v1", "pods").expect("served");
+    let mut changed = false;
+    for job in w.store.list(job_r, "", "", "") {
+        let ns = job["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let name = job["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let uid = job["metadata"]["uid"].clone();
+        let finished = job["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True");
+        let pods: Vec<Value> = w
+            .store
+            .list(pod_r, &ns, "", "")
+            .into_iter()
+            .filter(|p| p["metadata"]["ownerReferences"][0]["uid"] == uid)
+            .collect();
+        if !w.docker {
+            for p in &pods {
+                changed |= simulate_job_pod(&mut w, p);
+            }
+        }
+        let pods: Vec<Value> = w
+            .store
+            .list(pod_r, &ns, "", "")
+            .into_iter()
+            .filter(|p| p["metadata"]["ownerReferences"][0]["uid"] == uid)
+            .collect();
+        let phase = |p: &Value, ph: &str| p["status"]["phase"] == ph;
+        let succeeded = pods.iter().filter(|p| phase(p, "Succeeded")).count() as i64;
+        let failed = pods.iter().filter(|p| phase(p, "Failed")).count() as i64;
+        let active: Vec<&Value> = pods
+            .iter()
+            .filter(|p| !phase(p, "Succeeded") && !phase(p, "Failed"))
+            .collect();
+        let ready = active
+            .iter()
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .count();
+        let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
+        let backoff_limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
+        let now = store::now();
+        let start_time = job["status"]["startTime"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| now.clone());
+        let mut status = json!({"startTime": start_time, "active": active.len(), "ready": ready,
+                                "succeeded": succeeded, "failed": failed, "terminating": 0,
+                                "uncountedTerminatedPods": {}});
+        let deadline_passed = job["spec"]["activeDeadlineSeconds"]
+            .as_i64()
+            .is_some_and(|limit| seconds_since(&start_time) >= limit);
+        let outcome = if finished {
+            None
+        } else if succeeded >= completions {
+            Some(("Complete", "", ""))
+        } else if failed > backoff_limit {
+            Some((
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            ))
+        } else if deadline_passed {
+            Some((
+                "Failed",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ))
+        } else {
+            None
+        };
+        if finished {
+            status = job["status"].clone();
+            status["active"] = json!(active.len());
+            status["ready"] = json!(ready);
+        } else if let Some((kind, reason, message)) = outcome {
+            let (interim, final_cond) = if kind == "Complete" {
+                (
+                    json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": now, "lastTransitionTime": now}),
+                    json!({"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": now, "lastTransitionTime": now}),
+                )
+            } else {
+                (
+                    json!({"type": "FailureTarget", "status": "True", "reason": reason, "message": message, "lastProbeTime": now, "lastTransitionTime": now}),
+                    json!({"type": "Failed", "status": "True", "reason": reason, "message": message, "lastProbeTime": now, "lastTransitionTime": now}),
+                )
+            };
+            status["conditions"] = json!([interim, final_cond]);
+            if kind == "Complete" {
+                status["completionTime"] = json!(now);
+            }
+            // A failed Job's running pods are killed.
+            if kind == "Failed" {
+                for p in &active {
+                    let _ =
+                        w.store
+                            .delete(pod_r, &ns, p["metadata"]["name"].as_str().unwrap_or(""));
+                }
+                status["active"] = json!(0);
+                status["ready"] = json!(0);
+            }
+        } else if active.is_empty() {
+            // Another attempt (the first, or after a failure within the backoff limit).
+            w.pod_counter += 1;
+            let suffix: String = format!("{:05x}", w.pod_counter * 104_729 % 0xfffff);
+            let pod = json!({"metadata": {"name": format!("{name}-{suffix}"), "labels": job["spec"]["template"]["metadata"]["labels"],
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
+                "spec": job["spec"]["template"]["spec"], "status": {"phase": "Pending"}});
+            if w.store.create(pod_r, &ns, pod).is_ok() {
+                status["active"] = json!(1);
+            }
+        }
+        if job["status"] != status {
+            let mut next = job.clone();
+            next["status"] = status;
+            if w.store.update(job_r, &ns, &name, next, false).is_ok() {
+                changed = true;
+            }
+        }
+    }
+    changed |= collect_garbage(&mut w);
+    drop(w);
+    if changed {
+        notify(world);
+    }
+}
+
+/// Seconds since an RFC 3339 timestamp written by `store::now` (UTC, `Z`).
+fn seconds_since(rfc3339: &str) -> i64 {
+    let parse = |s: &str| -> Option<i64> {
+        let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+        let d: Vec<i64> = date.split('-').filter_map(|x| x.parse().ok()).collect();
+        let t: Vec<i64> = time
+            .split(':')
+            .filter_map(|x| x.split('.').next()?.parse().ok())
+            .collect();
+        let (y, m, day) = (*d.first()?, *d.get(1)?, *d.get(2)?);
+        // Days from civil (Howard Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(days * 86_400 + t.first()? * 3600 + t.get(1)? * 60 + t.get(2)?)
+    };
+    match (parse(rfc3339), parse(&store::now())) {
+        (Some(then), Some(now)) => now - then,
+        _ => 0,
+    }
+}
+
+/// A Job's pod without a container runtime: ImagePullBackOff when its image cannot be
+/// pulled, otherwise it runs and succeeds at once.
+fn simulate_job_pod(w: &mut World, p: &Value) -> bool {
+    let pod_r = resources::find("", "v1", "pods").expect("served");
+    if p["status"]["phase"] != "Pending" {
+        return false;
+    }
+    let ns = p["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
+    let name = p["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let containers: Vec<Value> = p["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let blocked = containers
+        .iter()
+        .find(|c| !can_pull(&w.pullable, c["image"].as_str().unwrap_or("")));
+    let now = store::now();
+    let status = match blocked {
+        Some(c) => {
+            let image = c["image"].as_str().unwrap_or("");
+            json!({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                   "containerStatuses": containers.iter().map(|c| json!({"name": c["name"], "image": c["image"], "ready": false, "restartCount": 0,
+                       "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\": manifest unknown")}}})).collect::<Vec<_>>()})
+        }
+        None => {
+            json!({"phase": "Succeeded", "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
+                       "containerStatuses": containers.iter().map(|c| json!({"name": c["name"], "image": c["image"], "ready": false, "restartCount": 0,
+                           "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}})).collect::<Vec<_>>()})
+        }
+    };
+    if p["status"] == status {
+        return false;
+    }
+    let mut next = p.clone();
+    next["status"] = status;
+    w.store.update(pod_r, &ns, &name, next, false).is_ok()
+}
+
+/// The garbage collector: ReplicaSets, pods and Jobs' pods whose controlling owner is gone
+/// are deleted (dependents orphaned on purpose carry no owner reference any more).
+fn collect_garbage(w: &mut World) -> bool {
+    let mut changed = false;
+    for (plural, group) in [("replicasets", "apps"), ("pods", "")] {
+        let r = resources::find(group, "v1", plural).expect("served");
+        for o in w.store.list(r, "", "", "") {
+            let Some(owner) = o["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|a| a.first())
+            else {
+                continue;
+            };
+            let owner_r = match owner["kind"].as_str() {
+                Some("Deployment") => resources::find("apps", "v1", "deployments"),
+                Some("ReplicaSet") => resources::find("apps", "v1", "replicasets"),
+                Some("Job") => resources::find("batch", "v1", "jobs"),
+                _ => None,
+            };
+            let Some(owner_r) = owner_r else { continue };
+            let ns = o["metadata"]["namespace"].as_str().unwrap_or("");
+            let alive = w
+                .store
+                .get(&key(owner_r, ns, owner["name"].as_str().unwrap_or("")))
+                .is_some_and(|x| x["metadata"]["uid"] == owner["uid"]);
+            if !alive {
+                let ns = ns.to_owned();
+                let _ = w
+                    .store
+                    .delete(r, &ns, o["metadata"]["name"].as_str().unwrap_or(""));
                 changed = true;
             }
         }

@@ -7,6 +7,7 @@ mod api;
 pub mod controller;
 pub mod patch;
 pub mod resources;
+pub mod runtime;
 pub mod store;
 mod yamljson;
 
@@ -28,6 +29,9 @@ pub struct World {
     pub notify: Arc<Notify>,
     pub pullable: Pullable,
     pub pod_counter: u64,
+    /// Pods run as Docker containers (`runtime`); otherwise their states are simulated.
+    pub docker: bool,
+    pub runtime: Option<Arc<runtime::Runtime>>,
     /// When each Deployment's rollout was first seen complete: (namespace/name) -> (generation, when).
     pub completions: std::collections::HashMap<String, (i64, std::time::Instant)>,
 }
@@ -52,6 +56,8 @@ pub struct Options {
     /// How often the controller moves rollouts forward.
     pub tick: Duration,
     pub pullable: Pullable,
+    /// Run pods as Docker containers (see `runtime`); start fails when the daemon is missing.
+    pub docker: bool,
 }
 
 impl Default for Options {
@@ -61,6 +67,7 @@ impl Default for Options {
             tls: false,
             tick: Duration::from_millis(50),
             pullable: Pullable::Any,
+            docker: false,
         }
     }
 }
@@ -85,6 +92,11 @@ impl FakeKube {
     }
 
     pub fn start_on(listener: std::net::TcpListener, options: Options) -> Self {
+        Self::try_start_on(listener, options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like `start_on`; `Err` when the Docker daemon the runtime needs does not answer.
+    pub fn try_start_on(listener: std::net::TcpListener, options: Options) -> Result<Self, String> {
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
@@ -102,6 +114,8 @@ impl FakeKube {
             notify: Arc::new(Notify::new()),
             pullable: options.pullable.clone(),
             pod_counter: 0,
+            docker: options.docker,
+            runtime: None,
             completions: std::collections::HashMap::new(),
         }));
         let tls = options.tls.then(|| {
@@ -114,12 +128,44 @@ impl FakeKube {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let shared = world.clone();
         let tick = options.tick;
+        let docker = options.docker;
+        let prefix = format!("fk{}", addr.port());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("fake apiserver runtime");
             rt.block_on(async move {
+                let containers = if docker {
+                    match runtime::Runtime::connect(&prefix).await {
+                        Ok(r) => {
+                            lock(&shared).runtime = Some(r.clone());
+                            Some(r)
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let _ = ready_tx.send(Ok(()));
+                let kubelet = {
+                    let world = shared.clone();
+                    let containers = containers.clone();
+                    async move {
+                        let Some(rt) = containers else {
+                            return std::future::pending::<()>().await;
+                        };
+                        let mut interval = tokio::time::interval(Duration::from_millis(250));
+                        loop {
+                            interval.tick().await;
+                            rt.sync(&world).await;
+                        }
+                    }
+                };
                 let router = axum::Router::new()
                     .fallback(api::handle)
                     .with_state(shared.clone());
@@ -132,6 +178,7 @@ impl FakeKube {
                         loop {
                             interval.tick().await;
                             controller::tick(&world, &mut progress);
+                            controller::jobs(&world);
                         }
                     }
                 };
@@ -147,11 +194,23 @@ impl FakeKube {
                     _ = &mut stopped => {}
                     _ = serve => {}
                     _ = controller => {}
+                    _ = kubelet => {}
+                }
+                if let Some(rt) = containers {
+                    rt.cleanup().await;
                 }
             });
         });
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err("the fake apiserver's thread stopped while starting".into()),
+        }
         let scheme = if options.tls { "https" } else { "http" };
-        Self {
+        Ok(Self {
             url: format!("{scheme}://{addr}"),
             ca_pem,
             token: options.token,
@@ -159,7 +218,7 @@ impl FakeKube {
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,
-        }
+        })
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,295 @@
+//! The `kubernetes` runner: the suite as a Job in the test environment's namespace, so it
+//! reaches the services by their Service names, as they reach each other. The Job's pod gets
+//! the reporter (see `reporter`) from an init container, its log is streamed to the build log,
+//! its reports come back through that log, and the Job is deleted (with its pod) whatever
+//! happened. Smoke checks can go through the API server's service proxy (`gateway_service`),
+//! so the Concourse worker needs nothing but the cluster credentials.
+
+use crate::reporter::{self, Collector};
+use anyhow::Context as _;
+use futures_util::{AsyncBufReadExt as _, TryStreamExt as _};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube_access::{Cluster, kube_error, one_line};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SUITE: &str = "suite";
+const TOOLS: &str = "/acceptance-tools";
+const REPORTS: &str = "/reports";
+
+/// What the Job runs.
+#[derive(Debug)]
+pub struct JobSpec<'a> {
+    pub namespace: &'a str,
+    pub name: String,
+    pub image: &'a str,
+    pub reporter_image: &'a str,
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub labels: Vec<(String, String)>,
+}
+
+/// The Job as sent to the API server.
+pub fn manifest(spec: &JobSpec<'_>) -> serde_json::Value {
+    let mut command = vec![
+        format!("{TOOLS}/{}", reporter::REPORTER),
+        REPORTS.to_owned(),
+        "--".to_owned(),
+    ];
+    command.extend(spec.command.iter().cloned());
+    let env: Vec<serde_json::Value> = spec
+        .env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    let labels: serde_json::Map<String, serde_json::Value> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "spec": {
+            // One attempt: a failing suite is a result, not something to retry.
+            "backoffLimit": 0,
+            // The cluster's backstop; this step stops the suite at `timeout` itself.
+            "activeDeadlineSeconds": spec.timeout.as_secs() + 60,
+            // Removed by the cluster even if this step dies before its own cleanup.
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": false,
+                    "enableServiceLinks": false,
+                    "volumes": [{"name": "tools", "emptyDir": {}}, {"name": "reports", "emptyDir": {}}],
+                    "initContainers": [{
+                        "name": "install-reporter",
+                        "image": spec.reporter_image,
+                        "command": ["/opt/resource/acceptance-run", "install-reporter", format!("{TOOLS}/{}", reporter::REPORTER)],
+                        "volumeMounts": [{"name": "tools", "mountPath": TOOLS}]
+                    }],
+                    "containers": [{
+                        "name": SUITE,
+                        "image": spec.image,
+                        "command": command,
+                        "env": env,
+                        "volumeMounts": [{"name": "tools", "mountPath": TOOLS}, {"name": "reports", "mountPath": REPORTS}]
+                    }]
+                }
+            }
+        }
+    })
+}
+
+/// Runs the Job and copies its reports into `reports`. The suite's exit code, or `None` at
+/// the timeout. The Job is deleted before this returns.
+pub async fn run(
+    cluster: &Cluster,
+    spec: &JobSpec<'_>,
+    reports: &Path,
+) -> anyhow::Result<Option<i32>> {
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), spec.namespace);
+    let job: Job = serde_json::from_value(manifest(spec)).context("the Job manifest")?;
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 404 => anyhow::anyhow!(
+                "params.namespace: the cluster has no namespace {} (was the test environment deployed?)",
+                spec.namespace
+            ),
+            _ => anyhow::anyhow!("create the Job {}: {}", spec.name, kube_error(&e)),
+        })?;
+    tracing::info!(
+        "job {}/{} created from {}",
+        spec.namespace,
+        spec.name,
+        spec.image
+    );
+    let outcome = tokio::time::timeout(spec.timeout, follow(cluster, spec, reports)).await;
+    let deleted = jobs.delete(&spec.name, &DeleteParams::background()).await;
+    match &deleted {
+        Ok(_) => tracing::info!("job {} deleted", spec.name),
+        Err(e) => tracing::warn!(
+            "could not delete the job {} (the cluster removes it an hour after it finished): {}",
+            spec.name,
+            kube_error(e)
+        ),
+    }
+    match outcome {
+        Ok(r) => r,
+        Err(_) => Ok(None),
+    }
+}
+
+/// Waits for the suite's container to start, streams its log, and reads its exit code.
+async fn follow(
+    cluster: &Cluster,
+    spec: &JobSpec<'_>,
+    reports: &Path,
+) -> anyhow::Result<Option<i32>> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), spec.namespace);
+    let selector = format!("batch.kubernetes.io/job-name={}", spec.name);
+    let pod = wait_started(&pods, &selector, &spec.name).await?;
+    let mut collector = Collector::default();
+    let params = LogParams {
+        container: Some(SUITE.to_owned()),
+        follow: true,
+        ..LogParams::default()
+    };
+    match pods.log_stream(&pod, &params).await {
+        Ok(stream) => {
+            let mut lines = stream.lines();
+            while let Some(line) = lines.try_next().await.context("read the suite's log")? {
+                if let Some(l) = collector.line(&line) {
+                    tracing::info!("| {l}");
+                }
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the suite's log: {}", kube_error(&e)),
+    }
+    collector.finish();
+    for b in &collector.broken {
+        tracing::warn!("report {b}");
+    }
+    collector
+        .write(reports)
+        .context("write the reports received")?;
+    // The log ends when the container exits; its status follows shortly.
+    let started = Instant::now();
+    loop {
+        let p = pods
+            .get(&pod)
+            .await
+            .map_err(|e| anyhow::anyhow!("read the pod {pod}: {}", kube_error(&e)))?;
+        if let Some(code) = suite_status(&p)
+            .and_then(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code))
+        {
+            return Ok(Some(code));
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!(
+                "the suite's log ended but its container {pod}/{SUITE} has not terminated after 60s"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn suite_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == SUITE)
+}
+
+/// Reasons a container waits with that will not clear by themselves.
+const STUCK: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// The pod's name once the suite's container runs (or already ended). Fails at once when the
+/// pod cannot get there, quoting the reason. Polls every 250 ms (a pod starts once; a watch
+/// buys nothing here), printing each new state.
+async fn wait_started(pods: &Api<Pod>, selector: &str, job: &str) -> anyhow::Result<String> {
+    let mut last = String::new();
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| anyhow::anyhow!("list the pods of job {job}: {}", kube_error(&e)))?;
+        if let Some(p) = list.items.first() {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let status = p.status.clone().unwrap_or_default();
+            for init in status.init_container_statuses.iter().flatten() {
+                if let Some(t) = init.state.as_ref().and_then(|s| s.terminated.as_ref())
+                    && t.exit_code != 0
+                {
+                    anyhow::bail!(
+                        "the reporter could not be installed in the suite's pod {name} (init container {} exited {}); params.reporter_image must be this resource type's image",
+                        init.name,
+                        t.exit_code
+                    );
+                }
+                if let Some(w) = init.state.as_ref().and_then(|s| s.waiting.as_ref())
+                    && STUCK.contains(&w.reason.as_deref().unwrap_or(""))
+                {
+                    anyhow::bail!(
+                        "params.reporter_image: the suite's pod {name} cannot start its init container: {}: {}",
+                        w.reason.as_deref().unwrap_or(""),
+                        one_line(w.message.as_deref().unwrap_or(""))
+                    );
+                }
+            }
+            if let Some(c) = suite_status(p) {
+                let state = c.state.clone().unwrap_or_default();
+                if state.running.is_some() || state.terminated.is_some() {
+                    tracing::info!("pod {name}: suite started");
+                    return Ok(name);
+                }
+                if let Some(w) = &state.waiting {
+                    let reason = w.reason.clone().unwrap_or_default();
+                    let message = one_line(w.message.as_deref().unwrap_or(""));
+                    if STUCK.contains(&reason.as_str()) {
+                        anyhow::bail!(
+                            "params.image: the suite's pod {name} cannot start: {reason}: {message}"
+                        );
+                    }
+                    let now = format!("pod {name}: {reason}");
+                    if now != last {
+                        tracing::info!("{now}");
+                        last = now;
+                    }
+                }
+            }
+            if status.phase.as_deref() == Some("Failed") {
+                anyhow::bail!(
+                    "the suite's pod {name} failed before the suite started: {}",
+                    one_line(status.message.as_deref().unwrap_or("no message"))
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Smoke checks through the API server's service proxy:
+/// `/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH`. Returns (status, body).
+pub async fn proxy_get(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let uri = format!(
+        "/api/v1/namespaces/{namespace}/services/{service}/proxy/{}",
+        path.trim_start_matches('/')
+    );
+    let request = http::Request::get(&uri)
+        .body(kube::client::Body::empty())
+        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(Duration::from_secs(10), cluster.client.send(request))
+        .await
+        .map_err(|_| format!("no answer through the API server's proxy in 10s ({uri})"))?
+        .map_err(|e| kube_error(&e))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .map_err(|e| kube_error(&e))?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
