@@ -194,12 +194,15 @@ pub async fn put(
                 .with("deleted", deleted.to_string()),
         ));
     }
-    let manifests = read_manifests(sources, &params.manifests)?;
+    let mut manifests = read_manifests(sources, &params.manifests)?;
     let mut images = Vec::new();
     for (i, entry) in params.images.iter().enumerate() {
         let field = format!("params.images[{i}].image");
         images.push((entry.clone(), resolve_image(sources, &entry.image, &field)?));
     }
+    // An image for a Deployment the manifests describe goes into the manifest itself, so the
+    // apply rolls out the right image at once (never the manifest's placeholder first).
+    let in_manifests = images_into_manifests(&mut manifests, &images);
     if manifests.is_empty() && images.is_empty() && params.ephemeral_namespace.is_none() {
         return Err(FieldError::new(
             "params",
@@ -300,9 +303,11 @@ pub async fn put(
                 )
             ));
         }
-        cluster
-            .set_image(&namespace, &d.name, &container, reference)
-            .await?;
+        if !in_manifests.contains(&i) {
+            cluster
+                .set_image(&namespace, &d.name, &container, reference)
+                .await?;
+        }
         tracing::info!("{}/{container} -> {reference}", d.name);
         if !touched.contains(&d.name) {
             touched.push(d.name.clone());
@@ -383,4 +388,36 @@ fn label_value(v: &str) -> String {
         .collect::<String>()
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_owned()
+}
+
+/// Writes each `images` entry into the Deployment of the manifests it names (its container: the
+/// one named, the only one, or the one named like the Deployment). Returns the entries placed.
+fn images_into_manifests(
+    manifests: &mut [(String, Value)],
+    images: &[(crate::source::ImageParam, String)],
+) -> Vec<usize> {
+    let mut placed = Vec::new();
+    for (i, (entry, reference)) in images.iter().enumerate() {
+        for (_, doc) in manifests.iter_mut() {
+            if doc["kind"] != "Deployment" || doc["metadata"]["name"] != entry.deployment.as_str() {
+                continue;
+            }
+            let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array_mut()
+            else {
+                continue;
+            };
+            let index = match &entry.container {
+                Some(c) => containers.iter().position(|x| x["name"] == c.as_str()),
+                None if containers.len() == 1 => Some(0),
+                None => containers
+                    .iter()
+                    .position(|x| x["name"] == entry.deployment.as_str()),
+            };
+            if let Some(index) = index {
+                containers[index]["image"] = Value::String(reference.clone());
+                placed.push(i);
+            }
+        }
+    }
+    placed
 }

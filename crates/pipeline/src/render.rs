@@ -19,6 +19,10 @@ pub struct Repo {
     pub port: Option<u16>,
     /// The repository holding the acceptance suite.
     pub acceptance: bool,
+    /// The service the acceptance suite talks to (the API gateway).
+    pub gateway: bool,
+    /// The acceptance suite's command, when its image's is not godog's default.
+    pub suite_command: Vec<String>,
 }
 
 impl Repo {
@@ -63,6 +67,16 @@ pub fn repos(text: &str) -> Result<Vec<Repo>, String> {
                 deployment: field("deployment"),
                 port: field("port").and_then(|p| p.parse().ok()),
                 acceptance: field("acceptance").as_deref() == Some("true"),
+                gateway: field("gateway").as_deref() == Some("true"),
+                suite_command: r
+                    .get("suite_command")
+                    .map(|c| {
+                        c.items()
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 name,
             })
         })
@@ -190,11 +204,27 @@ pub fn pipeline(repos: &[Repo]) -> String {
     let suite_image = suite
         .map(Repo::image)
         .unwrap_or_else(|| "acceptance-tests".into());
+    let gateway = services
+        .iter()
+        .find(|r| r.gateway)
+        .or(services.first())
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r.deployment.as_deref().unwrap_or_default(),
+                r.port.unwrap_or(8080)
+            )
+        })
+        .unwrap_or_default();
+    let command = suite
+        .filter(|s| !s.suite_command.is_empty())
+        .map(|s| format!("      command: [{}]\n", s.suite_command.join(", ")))
+        .unwrap_or_default();
     y.push_str("- name: acceptance\n  serial: true\n  serial_groups: [test-environment]\n  plan:\n  - in_parallel:\n");
     y.push_str(&dev_gets("deploy-test", true));
     y.push_str("    - get: test-cluster\n      passed: [deploy-test]\n      trigger: true\n");
     y.push_str(&format!(
-        "  - put: acceptance\n    params:\n      namespace_from: test-cluster\n      gateway_url: http://api-gateway:8080\n      smoke:\n{}      runner: kubernetes\n      image: {suite_image}-dev\n      timeout: 15m\n",
+        "  - put: acceptance\n    params:\n      runner: kubernetes\n      namespace_file: test-cluster/namespace\n      gateway_service: {gateway}\n      smoke:\n{}      image: {suite_image}-dev\n{command}      reporter_image: {REGISTRY}/acceptance-run:((resource-types-tag))\n      timeout: 15m\n",
         services
             .iter()
             .map(|r| format!("      - {{name: {0}, path: /{0}/health}}\n", r.deployment.as_deref().unwrap_or_default()))

@@ -1,7 +1,8 @@
 //! The demo's sample system, one static binary in three roles:
 //!
-//! - `sample-service users`: `/health`, `/users`, `/users/{id}` (404 for an unknown id).
-//! - `sample-service roles`: `/health`, `/roles/{user}`.
+//! - `sample-service users`: `/health` (and `/user-service/health`), `/users`, `/users/{id}`
+//!   (404 for an unknown id).
+//! - `sample-service roles`: `/health` (and `/role-service/health`), `/roles/{user}`.
 //! - `sample-service gateway`: `/health`, `/versions`, `/{service}/health` for itself and each
 //!   backend, `/users...` and `/roles...` forwarded, `/whoami/{id}` composed from both.
 //!   Backends from `USER_SERVICE_URL` / `ROLE_SERVICE_URL` (default the Service names
