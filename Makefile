@@ -1,4 +1,4 @@
-# The two commands a new user runs: `make demo` (once it exists) and `make test`.
+# The two commands a new user runs: `make demo` and `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
 # Static binaries for FROM-scratch images: the gnu target with crt-static (the musl target
@@ -9,7 +9,7 @@ IMAGE_BINS := target/$(TARGET)/image
 # Every resource that ships as an image. example-resource proves the kit only.
 RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy acceptance-run
 
-.PHONY: all build lint test unit images image-bins clean pipeline
+.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down
 
 all: build
 
@@ -40,6 +40,22 @@ unit:
 
 clean:
 	$(CARGO) clean
+
+# The whole pipeline, locally, for the sample system in examples/: the registry and the
+# Kubernetes (pods in Docker) and GitHub fakes on loopback, our resource images run as
+# Concourse runs them. Stops before the manual production job: `make demo-prod` runs it,
+# `make demo-down` stops the environment (it also stops by itself after an hour).
+demo: images
+	$(CARGO) build --locked -q -p demo
+	target/debug/demo run
+
+demo-prod:
+	$(CARGO) build --locked -q -p demo
+	target/debug/demo prod
+
+demo-down:
+	$(CARGO) build --locked -q -p demo
+	target/debug/demo down
 
 # Benchmarks print ratios against a peer measured in the same run; they assert no timings.
 .PHONY: bench

@@ -91,6 +91,7 @@ fn deployed() -> Env {
     }
     let fake = FakeKube::start(Options {
         docker: true,
+        tls: true,
         token: Some("canary-kube-token".into()),
         ..Options::default()
     });
@@ -236,7 +237,13 @@ fn a_failing_scenario_fails_the_put_after_storing_reports_that_say_where() {
     );
     let line = run.failure();
     assert!(
-        line.starts_with("1 of 1 scenarios did not pass; first: API gateway / versions are listed: status 404, expected 200"),
+        line.starts_with(
+            "1 of 1 scenarios did not pass; first: API gateway / versions are listed: "
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("status 404, expected 200; reports: "),
         "{line}"
     );
     let reference = line.split("; reports: ").nth(1).unwrap();
@@ -266,7 +273,7 @@ fn an_image_that_cannot_be_pulled_or_a_suite_past_its_timeout_fails_and_cleans_u
         params(json!({"image": "127.0.0.1:9/acceptance-tests:missing"})),
         "5003",
     );
-    let line = run.one_line_failure();
+    let line = run.failure();
     assert!(
         line.starts_with("params.image: the suite's pod acceptance-5003-"),
         "{line}"

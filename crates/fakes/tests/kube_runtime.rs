@@ -251,7 +251,7 @@ spec:
         image: sample/user-service:dev
         command: [/sample-service, nonsense]
 ";
-    let created = c.kubectl_stdin(&["create", "-f", "-"], Some(job));
+    let created = c.kubectl_stdin(&["create", "--validate=false", "-f", "-"], Some(job));
     assert_eq!(created.code, 0, "{}", created.stderr);
     c.ok(&[
         "wait",
@@ -283,7 +283,7 @@ spec:
     let always = job
         .replace("name: broken", "name: always")
         .replace("restartPolicy: Never", "restartPolicy: Always");
-    let refused = c.kubectl_stdin(&["create", "-f", "-"], Some(&always));
+    let refused = c.kubectl_stdin(&["create", "--validate=false", "-f", "-"], Some(&always));
     assert_ne!(refused.code, 0);
     assert!(
         refused.stderr.contains("spec.template.spec.restartPolicy"),

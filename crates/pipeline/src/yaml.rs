@@ -31,6 +31,26 @@ impl Node {
         }
     }
 
+    /// The node as JSON the way Concourse sends it to a resource: `true`/`false` booleans,
+    /// integers numbers, other scalars strings (`((vars))` stay strings).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match &self.value {
+            Value::Scalar(s) if s == "true" || s == "false" => Json::Bool(s == "true"),
+            Value::Scalar(s) => s
+                .parse::<i64>()
+                .map(Json::from)
+                .unwrap_or_else(|_| Json::String(s.clone())),
+            Value::Seq(items) => Json::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => Json::Object(
+                entries
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.to_json())))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Scalar(s) => Some(s),

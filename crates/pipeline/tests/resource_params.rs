@@ -4,29 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use pipeline::yaml::{self, Node, Value};
+use pipeline::yaml::{self, Node};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use std::path::PathBuf;
-
-/// YAML node to JSON as Concourse sends it: `true`/`false` booleans, integers numbers, the
-/// rest strings (`((vars))` stay strings).
-fn to_json(node: &Node) -> Json {
-    match &node.value {
-        Value::Scalar(s) if s == "true" || s == "false" => Json::Bool(s == "true"),
-        Value::Scalar(s) => s
-            .parse::<i64>()
-            .map(Json::from)
-            .unwrap_or_else(|_| Json::String(s.clone())),
-        Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(entries) => Json::Object(
-            entries
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), to_json(v))))
-                .collect(),
-        ),
-    }
-}
 
 fn parse<T: DeserializeOwned>(value: &Json) -> Result<T, String> {
     serde_json::from_value(value.clone()).map_err(|e| e.to_string())
@@ -65,7 +46,7 @@ fn every_source_and_put_of_our_types_parses_with_the_resource_itself() {
             (
                 r.get("name").unwrap().as_str().unwrap().to_owned(),
                 r.get("type").unwrap().as_str().unwrap().to_owned(),
-                r.get("source").map(to_json).unwrap_or_default(),
+                r.get("source").map(Node::to_json).unwrap_or_default(),
             )
         })
         .collect();
@@ -84,7 +65,7 @@ fn every_source_and_put_of_our_types_parses_with_the_resource_itself() {
                 kind,
                 &what,
                 source,
-                step.get("params").map(to_json).as_ref(),
+                step.get("params").map(Node::to_json).as_ref(),
             ) {
                 problems.push(e);
             }

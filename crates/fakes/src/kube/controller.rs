@@ -525,9 +525,18 @@ pub fn jobs(world: &Shared) {
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| now.clone());
-        let mut status = json!({"startTime": start_time, "active": active.len(), "ready": ready,
-                                "succeeded": succeeded, "failed": failed, "terminating": 0,
+        // As the API serves it: zero counters are omitted, `ready` and `terminating` are not.
+        let mut status = json!({"startTime": start_time, "ready": ready, "terminating": 0,
                                 "uncountedTerminatedPods": {}});
+        for (field, n) in [
+            ("active", active.len() as i64),
+            ("succeeded", succeeded),
+            ("failed", failed),
+        ] {
+            if n > 0 {
+                status[field] = json!(n);
+            }
+        }
         let deadline_passed = job["spec"]["activeDeadlineSeconds"]
             .as_i64()
             .is_some_and(|limit| seconds_since(&start_time) >= limit);
@@ -552,7 +561,6 @@ pub fn jobs(world: &Shared) {
         };
         if finished {
             status = job["status"].clone();
-            status["active"] = json!(active.len());
             status["ready"] = json!(ready);
         } else if let Some((kind, reason, message)) = outcome {
             let (interim, final_cond) = if kind == "Complete" {
@@ -577,7 +585,9 @@ pub fn jobs(world: &Shared) {
                         w.store
                             .delete(pod_r, &ns, p["metadata"]["name"].as_str().unwrap_or(""));
                 }
-                status["active"] = json!(0);
+                if let Some(m) = status.as_object_mut() {
+                    m.remove("active");
+                }
                 status["ready"] = json!(0);
             }
         } else if active.is_empty() {

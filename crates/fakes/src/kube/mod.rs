@@ -274,6 +274,28 @@ impl FakeKube {
             .map(|(_, t)| *t)
     }
 
+    /// Creates a namespace if it does not exist (a cluster's standing namespaces).
+    pub fn ensure_namespace(&self, name: &str) {
+        let r = resources::find("", "v1", "namespaces").expect("served");
+        let mut w = lock(&self.world);
+        if w.store.get(&store::key(r, "", name)).is_none() {
+            let _ = w.store.create(r, "", json!({"metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+        }
+    }
+
+    /// Objects of a kind in a namespace (all namespaces when empty), as JSON.
+    pub fn list(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+    ) -> Vec<serde_json::Value> {
+        resources::find(group, version, plural)
+            .map(|r| lock(&self.world).store.list(r, namespace, "", ""))
+            .unwrap_or_default()
+    }
+
     /// An object as JSON (`apps/v1`, `deployments`, namespace, name).
     pub fn get(
         &self,

@@ -67,6 +67,8 @@ pub struct Runtime {
     prefix: String,
     pods: Mutex<HashMap<String, PodRun>>,
     http: reqwest::Client,
+    /// Docker accepts two networks of one name: creating them is one pod at a time.
+    networks: tokio::sync::Mutex<BTreeSet<String>>,
 }
 
 fn one_line(e: &impl std::fmt::Display) -> String {
@@ -111,6 +113,7 @@ impl Runtime {
             prefix: prefix.to_owned(),
             pods: Mutex::new(HashMap::new()),
             http,
+            networks: tokio::sync::Mutex::new(BTreeSet::new()),
         });
         rt.cleanup().await;
         Ok(rt)
@@ -297,7 +300,10 @@ impl Runtime {
                 if !namespaces.contains(&ns)
                     && let Some(name) = n.name
                 {
-                    let _ = self.docker.remove_network(&name).await;
+                    let mut known = self.networks.lock().await;
+                    if self.docker.remove_network(&name).await.is_ok() {
+                        known.remove(&name);
+                    }
                 }
             }
         }
@@ -391,24 +397,36 @@ impl Runtime {
         Self::waiting(world, pod, "ContainerCreating", "");
         // The namespace's network.
         let net = self.network(&ns);
-        let created = self
-            .docker
-            .create_network(NetworkCreateRequest {
-                name: net.clone(),
-                labels: Some(HashMap::from([
-                    (INSTANCE.to_owned(), self.prefix.clone()),
-                    (NAMESPACE.to_owned(), ns.clone()),
-                ])),
-                ..Default::default()
-            })
-            .await;
-        if let Err(e) = created
-            && !e.to_string().contains("already exists")
         {
-            return Err(config_error(format!(
-                "cannot create the namespace's network {net}: {}",
-                one_line(&e)
-            )));
+            let mut known = self.networks.lock().await;
+            let exists = known.contains(&net)
+                || self
+                    .docker
+                    .inspect_network(
+                        &net,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await
+                    .is_ok();
+            if !exists {
+                self.docker
+                    .create_network(NetworkCreateRequest {
+                        name: net.clone(),
+                        labels: Some(HashMap::from([
+                            (INSTANCE.to_owned(), self.prefix.clone()),
+                            (NAMESPACE.to_owned(), ns.clone()),
+                        ])),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| {
+                        config_error(format!(
+                            "cannot create the namespace's network {net}: {}",
+                            one_line(&e)
+                        ))
+                    })?;
+            }
+            known.insert(net.clone());
         }
         // emptyDir volumes.
         let tail = &uid[uid.len().saturating_sub(12)..];
@@ -899,7 +917,7 @@ impl Runtime {
             None => ports.first().cloned(),
             Some(p) => ports
                 .iter()
-                .find(|x| x["name"] == p || x["port"].to_string() == p)
+                .find(|x| x["name"] == p || x["port"].as_u64().is_some_and(|n| n.to_string() == p))
                 .cloned(),
         };
         let Some(chosen) = chosen else {

@@ -312,6 +312,35 @@ pub fn matches_fields(object: &Value, selector: &str) -> bool {
         })
 }
 
+/// What the apiserver fills in on a new Job: the selector on its controller uid, the labels on
+/// its pod template, and the spec defaults.
+fn job_defaults(job: &mut Value) {
+    let uid = job["metadata"]["uid"].clone();
+    let name = job["metadata"]["name"].clone();
+    let labels = json!({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                        "controller-uid": uid, "job-name": name});
+    if job["spec"]["selector"].is_null() {
+        job["spec"]["selector"] =
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    }
+    if let Some(m) = labels.as_object() {
+        for (k, v) in m {
+            job["spec"]["template"]["metadata"]["labels"][k] = v.clone();
+        }
+    }
+    for (field, default) in [("backoffLimit", 6), ("completions", 1), ("parallelism", 1)] {
+        if job["spec"][field].is_null() {
+            job["spec"][field] = json!(default);
+        }
+    }
+    if job["spec"]["completionMode"].is_null() {
+        job["spec"]["completionMode"] = json!("NonIndexed");
+    }
+    if job["spec"]["suspend"].is_null() {
+        job["spec"]["suspend"] = json!(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,34 +376,5 @@ mod tests {
         let t = now();
         assert_eq!(t.len(), 20);
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
-    }
-}
-
-/// What the apiserver fills in on a new Job: the selector on its controller uid, the labels on
-/// its pod template, and the spec defaults.
-fn job_defaults(job: &mut Value) {
-    let uid = job["metadata"]["uid"].clone();
-    let name = job["metadata"]["name"].clone();
-    let labels = json!({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-                        "controller-uid": uid, "job-name": name});
-    if job["spec"]["selector"].is_null() {
-        job["spec"]["selector"] =
-            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-    }
-    if let Some(m) = labels.as_object() {
-        for (k, v) in m {
-            job["spec"]["template"]["metadata"]["labels"][k] = v.clone();
-        }
-    }
-    for (field, default) in [("backoffLimit", 6), ("completions", 1), ("parallelism", 1)] {
-        if job["spec"][field].is_null() {
-            job["spec"][field] = json!(default);
-        }
-    }
-    if job["spec"]["completionMode"].is_null() {
-        job["spec"]["completionMode"] = json!("NonIndexed");
-    }
-    if job["spec"]["suspend"].is_null() {
-        job["spec"]["suspend"] = json!(false);
     }
 }

@@ -1,0 +1,238 @@
+//! `demo`: the pipeline walked for the sample system (`make demo`), stopping before the manual
+//! production job; `demo prod` runs that job (`make demo-prod`); `demo down` stops the
+//! environment (`make demo-down`; it also stops by itself after an hour). `demo serve` is the
+//! background process holding the environment; `demo` starts it.
+//!
+//! Run from the repository root after `make images`. Works in `target/demo/`.
+
+use demo::env::Env;
+use demo::walk::Walker;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: demo [run] | demo prod | demo down | demo serve [--exit-after SECONDS]";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = PathBuf::from("target/demo");
+    let result = match args.first().map(String::as_str) {
+        None | Some("run") => run(&dir),
+        Some("prod") => prod(&dir),
+        Some("down") => down(&dir),
+        Some("serve") => {
+            let exit_after = args
+                .iter()
+                .position(|a| a == "--exit-after")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3600);
+            serve(&dir, Duration::from_secs(exit_after))
+        }
+        Some(_) => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("demo: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn table() -> anyhow::Result<(Vec<pipeline::render::Repo>, Vec<demo::DemoRepo>)> {
+    let text = std::fs::read_to_string("examples/sample-system/repos.yml").map_err(|e| {
+        anyhow::anyhow!(
+            "read examples/sample-system/repos.yml ({e}); run the demo from the repository root"
+        )
+    })?;
+    demo::table(&text)
+}
+
+/// The environment, held until `down` or `exit_after`.
+fn serve(dir: &Path, exit_after: Duration) -> anyhow::Result<()> {
+    let (_, repos) = table()?;
+    let env = Env::start(&repos)?;
+    let info = env.info();
+    let path = dir.join("env.json");
+    write_private(&path, &serde_json::to_vec_pretty(&info)?)?;
+    eprintln!(
+        "demo: environment up; `demo down` stops it (it stops by itself in {}s)",
+        exit_after.as_secs()
+    );
+    let stop = dir.join("stop");
+    let started = Instant::now();
+    while !stop.exists() && started.elapsed() < exit_after {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_file(&stop);
+    drop(env);
+    let _ = std::fs::remove_file(&path);
+    eprintln!("demo: environment stopped");
+    Ok(())
+}
+
+/// `env.json` holds the demo's credentials: readable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    std::fs::rename(tmp, path)?;
+    Ok(())
+}
+
+fn down(dir: &Path) -> anyhow::Result<()> {
+    let env = dir.join("env.json");
+    if !env.exists() {
+        eprintln!("demo: no environment running");
+        return Ok(());
+    }
+    std::fs::write(dir.join("stop"), "")?;
+    let started = Instant::now();
+    while env.exists() {
+        if started.elapsed() > Duration::from_secs(120) {
+            anyhow::bail!(
+                "the environment did not stop within 2 minutes; see {}",
+                dir.join("serve.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("demo: environment stopped (containers and networks removed)");
+    Ok(())
+}
+
+fn walker(dir: &Path, info: serde_json::Value) -> anyhow::Result<Walker> {
+    let (repos, demo_repos) = table()?;
+    // The pipeline and the `ci` repository, rendered for the sample system by the renderer of
+    // ci/pipeline.yml.
+    let ci = dir.join("ci");
+    std::fs::create_dir_all(ci.join("k8s"))?;
+    std::fs::create_dir_all(ci.join("tasks"))?;
+    let text = pipeline::render::pipeline(&repos);
+    std::fs::write(dir.join("pipeline.yml"), &text)?;
+    std::fs::write(ci.join("pipeline.yml"), &text)?;
+    std::fs::write(
+        ci.join("k8s/services.yml"),
+        pipeline::render::services(&repos),
+    )?;
+    for task in ["unit-tests.yml", "build-image.yml"] {
+        std::fs::copy(
+            Path::new("ci/tasks").join(task),
+            ci.join("tasks").join(task),
+        )?;
+    }
+    Walker::new(&text, info, demo_repos, ci, dir.join("builds"))
+}
+
+fn read_info(dir: &Path, wait: Duration) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join("env.json");
+    let started = Instant::now();
+    loop {
+        if let Ok(bytes) = std::fs::read(&path) {
+            return Ok(serde_json::from_slice(&bytes)?);
+        }
+        if started.elapsed() > wait {
+            anyhow::bail!(
+                "the demo environment is not up ({} missing); see {}",
+                path.display(),
+                dir.join("serve.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Starts the environment, walks every job with a trigger, stops before the manual one.
+fn run(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    down(dir)?;
+    let _ = std::fs::remove_dir_all(dir.join("builds"));
+    let log = std::fs::File::create(dir.join("serve.log"))?;
+    let me = std::env::current_exe()?;
+    std::process::Command::new(me)
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let info = read_info(dir, Duration::from_secs(120))?;
+    eprintln!(
+        "demo: environment up (log: {})",
+        dir.join("serve.log").display()
+    );
+    let mut w = walker(dir, info)?;
+    let started = Instant::now();
+    let jobs = w.jobs();
+    let manual: Vec<String> = jobs.iter().filter(|j| is_manual(&w, j)).cloned().collect();
+    for job in jobs.iter().filter(|j| !manual.contains(j)) {
+        w.job(job)?;
+        std::fs::write(
+            dir.join("state.json"),
+            serde_json::to_vec_pretty(&w.state())?,
+        )?;
+    }
+    eprintln!(
+        "\ndemo: {} jobs succeeded in {:.0}s, {} steps. Stopped before {}: it has no trigger, a person starts it.",
+        jobs.len() - manual.len(),
+        started.elapsed().as_secs_f64(),
+        w.steps.len(),
+        manual.join(", ")
+    );
+    eprintln!(
+        "demo: `make demo-prod` deploys the tested digests to production; `make demo-down` stops everything."
+    );
+    Ok(())
+}
+
+/// A job none of whose gets triggers it.
+fn is_manual(w: &Walker, job: &str) -> bool {
+    let text = std::fs::read_to_string("target/demo/pipeline.yml").unwrap_or_default();
+    let _ = w;
+    let Ok(doc) = pipeline::yaml::parse(&text) else {
+        return false;
+    };
+    let Some(j) = doc
+        .get("jobs")
+        .map(pipeline::yaml::Node::items)
+        .unwrap_or_default()
+        .iter()
+        .find(|j| j.get("name").and_then(|n| n.as_str()) == Some(job))
+        .cloned()
+    else {
+        return false;
+    };
+    let mut all = Vec::new();
+    j.walk(&mut all);
+    !all.iter()
+        .any(|n| n.get("trigger").and_then(|t| t.as_str()) == Some("true"))
+}
+
+fn prod(dir: &Path) -> anyhow::Result<()> {
+    let info = read_info(dir, Duration::from_secs(1))
+        .map_err(|e| anyhow::anyhow!("{e:#}; run `make demo` first"))?;
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("state.json"))
+            .map_err(|e| anyhow::anyhow!("no demo state ({e}); run `make demo` first"))?,
+    )?;
+    let mut w = walker(dir, info)?;
+    w.restore(&state);
+    let manual: Vec<String> = w.jobs().into_iter().filter(|j| is_manual(&w, j)).collect();
+    for job in &manual {
+        w.job(job)?;
+    }
+    std::fs::write(
+        dir.join("state.json"),
+        serde_json::to_vec_pretty(&w.state())?,
+    )?;
+    eprintln!(
+        "\ndemo: production runs the digests that passed acceptance. `make demo-down` stops everything."
+    );
+    Ok(())
+}
