@@ -1,15 +1,17 @@
 #!/bin/sh
 # Builds acceptance-suite:dev, the sample system's acceptance suite in a FROM-scratch image:
-# images/build-suite.sh BINARY. Runs /suite/acceptance-suite with /suite/features, writing
-# reports to $REPORTS_DIR (default /reports).
+# images/build-suite.sh BINARY. Runs /suite/acceptance-suite with /suite/features (or the
+# directory given, e.g. /suite/sample-features for the demo's sample system), writing reports to
+# $REPORTS_DIR (default /reports).
 set -eu
 binary=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx="$root/target/images/acceptance-suite"
 rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/suite/features" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp" "$ctx/rootfs/reports"
+mkdir -p "$ctx/rootfs/suite/features" "$ctx/rootfs/suite/sample-features" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp" "$ctx/rootfs/reports"
 cp "$binary" "$ctx/rootfs/suite/acceptance-suite"
 cp "$root"/examples/acceptance-suite/features/*.feature "$ctx/rootfs/suite/features/"
+cp "$root"/examples/acceptance-suite/sample-features/*.feature "$ctx/rootfs/suite/sample-features/"
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/etc/ssl/certs/"
 printf 'hosts: files dns\n' > "$ctx/rootfs/etc/nsswitch.conf"
 chmod 1777 "$ctx/rootfs/tmp" "$ctx/rootfs/reports"

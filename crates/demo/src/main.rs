@@ -14,7 +14,10 @@ const USAGE: &str = "usage: demo [run] | demo prod | demo down | demo serve [--e
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = PathBuf::from("target/demo");
+    // Absolute: the build directories are mounted into the resource containers.
+    let dir = std::env::current_dir()
+        .unwrap_or_else(|_| PathBuf::from("."))
+        .join("target/demo");
     let result = match args.first().map(String::as_str) {
         None | Some("run") => run(&dir),
         Some("prod") => prod(&dir),
@@ -193,8 +196,7 @@ fn run(dir: &Path) -> anyhow::Result<()> {
 
 /// A job none of whose gets triggers it.
 fn is_manual(w: &Walker, job: &str) -> bool {
-    let text = std::fs::read_to_string("target/demo/pipeline.yml").unwrap_or_default();
-    let _ = w;
+    let text = std::fs::read_to_string(w.dir().join("pipeline.yml")).unwrap_or_default();
     let Ok(doc) = pipeline::yaml::parse(&text) else {
         return false;
     };

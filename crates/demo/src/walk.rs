@@ -102,6 +102,11 @@ impl Walker {
         self.build_id = state["build_id"].as_u64().unwrap_or(0);
     }
 
+    /// The demo's directory (where the builds are).
+    pub fn dir(&self) -> &Path {
+        self.builds.parent().unwrap_or(&self.builds)
+    }
+
     /// Job names in pipeline order.
     pub fn jobs(&self) -> Vec<String> {
         self.pipeline

@@ -1,5 +1,7 @@
 //! The sample system's acceptance suite, run by cucumber-rs (a real cucumber runner): the
-//! features in `features/` (or `$FEATURES`) against `$API_GATEWAY_URL`, writing
+//! features in the directory given as first argument (or `$FEATURES`, or `features/`; the image
+//! has `/suite/features` and the sample system's `/suite/sample-features`) against
+//! `$API_GATEWAY_URL`, writing
 //! `$REPORTS_DIR/cucumber.json` and `$REPORTS_DIR/junit.xml`, as godog does in production.
 //! Exits 1 when a scenario fails.
 
@@ -45,7 +47,11 @@ fn contains(w: &mut Gateway, text: String) {
 
 fn main() {
     let dir = std::env::var("REPORTS_DIR").unwrap_or_else(|_| ".".into());
-    let features = std::env::var("FEATURES").unwrap_or_else(|_| "features".into());
+    // The features: the first argument, else $FEATURES, else `features/`.
+    let features = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("FEATURES").ok())
+        .unwrap_or_else(|| "features".into());
     let create = |name: &str| {
         std::fs::File::create(format!("{dir}/{name}"))
             .unwrap_or_else(|e| panic!("create {dir}/{name}: {e}"))
@@ -64,6 +70,8 @@ fn main() {
                     .tee::<Gateway, _>(writer::JUnit::for_tee(junit, 0))
                     .normalized(),
             )
+            // Our arguments are ours (the features directory), not cucumber's CLI.
+            .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
             .run(features)
             .await;
         writer.execution_has_failed()

@@ -45,17 +45,18 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+fn health<S: Clone + Send + Sync + 'static>(
+    service: &'static str,
+) -> axum::routing::MethodRouter<S> {
+    get(move || async move {
+        json_response(StatusCode::OK, &json!({"service": service, "status": "ok"}))
+    })
+}
+
 fn user_service() -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async {
-                json_response(
-                    StatusCode::OK,
-                    &json!({"service": "user-service", "status": "ok"}),
-                )
-            }),
-        )
+        .route("/health", health("user-service"))
+        .route("/user-service/health", health("user-service"))
         .route(
             "/users",
             get(|| async { json_response(StatusCode::OK, &json!(users())) }),
@@ -76,15 +77,8 @@ fn user_service() -> Router {
 
 fn role_service() -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async {
-                json_response(
-                    StatusCode::OK,
-                    &json!({"service": "role-service", "status": "ok"}),
-                )
-            }),
-        )
+        .route("/health", health("role-service"))
+        .route("/role-service/health", health("role-service"))
         .route(
             "/roles/{user}",
             get(|Path(user): Path<String>| async move {
@@ -119,24 +113,8 @@ impl Gateway {
 
 fn gateway(g: Arc<Gateway>) -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async {
-                json_response(
-                    StatusCode::OK,
-                    &json!({"service": "api-gateway", "status": "ok"}),
-                )
-            }),
-        )
-        .route(
-            "/api-gateway/health",
-            get(|| async {
-                json_response(
-                    StatusCode::OK,
-                    &json!({"service": "api-gateway", "status": "ok"}),
-                )
-            }),
-        )
+        .route("/health", health("api-gateway"))
+        .route("/api-gateway/health", health("api-gateway"))
         .route(
             "/versions",
             get(|| async { json_response(StatusCode::OK, &json!({"versions": ["v1"]})) }),

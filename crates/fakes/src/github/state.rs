@@ -117,8 +117,12 @@ pub struct World {
 impl World {
     pub fn new_sha(&mut self) -> String {
         self.next_sha += 1;
-        // 40 hex digits, deterministic.
-        format!("{:040x}", 0x5eed_0000_u64 * 1_000_003 + self.next_sha)
+        // 40 hex digits, deterministic, spread like git's (short refs differ).
+        let d = ring::digest::digest(&ring::digest::SHA256, &self.next_sha.to_be_bytes());
+        d.as_ref()[..20]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Ensures `owner/name` with `master` and `develop` at the same commit.
