@@ -293,3 +293,74 @@ pub async fn proxy_get(
         .map_err(|e| kube_error(&e))?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_job_runs_once_wraps_the_suite_and_gets_the_reporter_from_an_init_container() {
+        let spec = JobSpec {
+            namespace: "microservices-test-42",
+            name: "acceptance-42-1a2b".into(),
+            image: "us.gcr.io/p/acceptance-tests@sha256:ab",
+            reporter_image: "us.gcr.io/p/acceptance-run:1.0",
+            command: vec!["godog".into(), "--strict".into()],
+            env: vec![("API_GATEWAY_URL".into(), "http://api-gateway:8080".into())],
+            timeout: Duration::from_secs(900),
+            labels: vec![(
+                "app.kubernetes.io/managed-by".into(),
+                "acceptance-run".into(),
+            )],
+        };
+        let job = manifest(&spec);
+        // It parses as a batch/v1 Job.
+        let _: Job = serde_json::from_value(job.clone()).unwrap();
+        assert_eq!(job["metadata"]["namespace"], "microservices-test-42");
+        assert_eq!(job["spec"]["backoffLimit"], 0);
+        assert_eq!(job["spec"]["activeDeadlineSeconds"], 960);
+        assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 3600);
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "acceptance-run"
+        );
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["image"], "us.gcr.io/p/acceptance-run:1.0");
+        assert_eq!(
+            init["command"],
+            json!([
+                "/opt/resource/acceptance-run",
+                "install-reporter",
+                "/acceptance-tools/acceptance-reporter"
+            ])
+        );
+        let suite = &pod["containers"][0];
+        assert_eq!(suite["name"], "suite");
+        assert_eq!(suite["image"], "us.gcr.io/p/acceptance-tests@sha256:ab");
+        assert_eq!(
+            suite["command"],
+            json!([
+                "/acceptance-tools/acceptance-reporter",
+                "/reports",
+                "--",
+                "godog",
+                "--strict"
+            ])
+        );
+        assert_eq!(
+            suite["env"],
+            json!([{"name": "API_GATEWAY_URL", "value": "http://api-gateway:8080"}])
+        );
+        let mounts: Vec<&str> = suite["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(mounts, ["/acceptance-tools", "/reports"]);
+    }
+}
