@@ -98,7 +98,7 @@ impl Plan {
                     )
                     .into());
                 }
-                Some(n) if !valid_label(n) => {
+                Some(n) if !kube_access::valid_name(n) => {
                     return Err(FieldError::new(
                         "params.namespace",
                         format!(
@@ -119,7 +119,7 @@ impl Plan {
         }
         if let Some(s) = &p.gateway_service {
             let ok = s.split_once(':').is_some_and(|(name, port)| {
-                valid_label(name)
+                kube_access::valid_name(name)
                     && !port.is_empty()
                     && port.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
@@ -530,15 +530,6 @@ async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R) {
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!("| {line}");
     }
-}
-
-fn valid_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// A label value from the run id: alphanumerics, `-`, `_`, `.`, at most 63.

@@ -1,6 +1,6 @@
 //! `source` and `params` as written, and the cluster connection built from them in one place.
 
-pub use kube_access::Access;
+pub use kube_access::{Access, valid_name};
 use protocol::{FieldError, Secret};
 use serde::Deserialize;
 
@@ -100,15 +100,6 @@ pub struct Config {
     pub access: Access,
     pub namespace: String,
     pub deployments: Vec<String>,
-}
-
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 impl TryFrom<Source> for Config {

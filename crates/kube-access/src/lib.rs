@@ -27,6 +27,16 @@ pub enum Access {
     },
 }
 
+/// A DNS label, as namespace names must be: lowercase letters, digits and `-`, at most 63.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// The access fields of a `source`, as written.
 #[derive(Debug, Default)]
 pub struct Fields {
