@@ -57,6 +57,15 @@ fn serve(dir: &Path, exit_after: Duration) -> anyhow::Result<()> {
     let env = Env::start(&repos)?;
     let info = env.info();
     let path = dir.join("env.json");
+    // For a look around: KUBECONFIG=target/demo/test.kubeconfig kubectl get pods -A
+    write_private(
+        &dir.join("test.kubeconfig"),
+        env.test.kubeconfig().as_bytes(),
+    )?;
+    write_private(
+        &dir.join("prod.kubeconfig"),
+        env.prod.kubeconfig().as_bytes(),
+    )?;
     write_private(&path, &serde_json::to_vec_pretty(&info)?)?;
     eprintln!(
         "demo: environment up; `demo down` stops it (it stops by itself in {}s)",
@@ -69,6 +78,8 @@ fn serve(dir: &Path, exit_after: Duration) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&stop);
     drop(env);
+    let _ = std::fs::remove_file(dir.join("test.kubeconfig"));
+    let _ = std::fs::remove_file(dir.join("prod.kubeconfig"));
     let _ = std::fs::remove_file(&path);
     eprintln!("demo: environment stopped");
     Ok(())
@@ -175,7 +186,13 @@ fn run(dir: &Path) -> anyhow::Result<()> {
     let jobs = w.jobs();
     let manual: Vec<String> = jobs.iter().filter(|j| is_manual(&w, j)).cloned().collect();
     for job in jobs.iter().filter(|j| !manual.contains(j)) {
-        w.job(job)?;
+        if let Err(e) = w.job(job) {
+            eprintln!(
+                "demo: the environment stays up for a look (KUBECONFIG={} kubectl get pods -A); `make demo-down` stops it",
+                dir.join("test.kubeconfig").display()
+            );
+            return Err(e);
+        }
         std::fs::write(
             dir.join("state.json"),
             serde_json::to_vec_pretty(&w.state())?,
@@ -234,7 +251,8 @@ fn prod(dir: &Path) -> anyhow::Result<()> {
         serde_json::to_vec_pretty(&w.state())?,
     )?;
     eprintln!(
-        "\ndemo: production runs the digests that passed acceptance. `make demo-down` stops everything."
+        "\ndemo: production runs the digests that passed acceptance (KUBECONFIG={} kubectl get pods -n microservices). `make demo-down` stops everything.",
+        dir.join("prod.kubeconfig").display()
     );
     Ok(())
 }
