@@ -386,14 +386,36 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
     let mut files = Vec::new();
     let json = std::fs::read(reports_dir.path().join("cucumber.json")).ok();
     let junit = read_junit(reports_dir.path());
-    let summary = match (&json, &junit) {
-        (Some(j), _) => reports::from_cucumber_json(&String::from_utf8_lossy(j))?,
-        (None, Some(x)) => reports::from_junit(&String::from_utf8_lossy(x))?,
-        (None, None) => Summary {
+    // A report that cannot be read is a failed run, stored like any other so it can be
+    // looked at: JUnit is the fallback when cucumber.json is unreadable.
+    let mut unreadable = None;
+    let parsed = match (&json, &junit) {
+        (Some(j), x) => reports::from_cucumber_json(&String::from_utf8_lossy(j)).or_else(|e| {
+            unreadable = Some(format!("{e:#}"));
+            match x {
+                Some(x) => reports::from_junit(&String::from_utf8_lossy(x)),
+                None => Err(e),
+            }
+        }),
+        (None, Some(x)) => reports::from_junit(&String::from_utf8_lossy(x)),
+        (None, None) => Ok(Summary {
             source: "no report".into(),
             ..Summary::default()
-        },
+        }),
     };
+    let summary = match parsed {
+        Ok(s) => s,
+        Err(e) => {
+            unreadable = Some(format!("{e:#}"));
+            Summary {
+                source: "unreadable report".into(),
+                ..Summary::default()
+            }
+        }
+    };
+    if let Some(why) = &unreadable {
+        tracing::warn!("{why}");
+    }
     if let Some(j) = json {
         files.push(("cucumber.json".to_owned(), j));
     }
@@ -406,6 +428,12 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
             "the suite ran past its timeout of {}s and was stopped",
             plan.timeout.as_secs()
         ),
+        Some(_) if summary.source == "unreadable report" => {
+            format!(
+                "the suite's report cannot be read: {}",
+                unreadable.clone().unwrap_or_default()
+            )
+        }
         Some(code) if summary.source == "no report" => {
             format!("the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {code})")
         }

@@ -273,3 +273,53 @@ fn bad_params_are_named() {
         assert_eq!(run.one_line_failure(), expected);
     }
 }
+
+#[test]
+fn an_unreadable_report_fails_the_run_after_storing_it_and_says_which_file_and_where() {
+    let gateway = FeedServer::start(&["v1"], None);
+    let registry = Registry::start(Auth::None);
+    let source =
+        json!({"reports_repository": format!("{}/p/reports", registry.host()), "insecure": true});
+    let dir = sources();
+    let url = gateway.url().trim_end_matches("/versions").to_owned();
+    let params = json!({"gateway_url": url,
+                        "command": ["sh", "-c", "printf '[{\"name\": \"gateway' > $REPORTS_DIR/cucumber.json"]});
+    let run = in_process(
+        &AcceptanceRun,
+        &["out", arg(dir.path())],
+        json!({"source": source, "params": params})
+            .to_string()
+            .as_bytes(),
+        &build_env(),
+    );
+    let line = run.failure();
+    assert!(
+        line.starts_with("the suite's report cannot be read: cucumber.json is not JSON: EOF while parsing a string at line 1 column 18; reports: "),
+        "{line}"
+    );
+    // Stored: `in` gives the broken file back as it was, with a summary saying why.
+    let digest = line.rsplit('@').next().unwrap();
+    let dest = temp_dir();
+    in_process(
+        &AcceptanceRun,
+        &["in", arg(dest.path())],
+        json!({"source": source, "version": {"run": "4242", "digest": digest}})
+            .to_string()
+            .as_bytes(),
+        &build_env(),
+    )
+    .success();
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("cucumber.json")).unwrap(),
+        "[{\"name\": \"gateway"
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dest.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["passed"], false);
+    assert!(
+        summary["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("cucumber.json is not JSON")
+    );
+}
