@@ -116,6 +116,7 @@ impl Runtime {
             networks: tokio::sync::Mutex::new(BTreeSet::new()),
         });
         rt.cleanup().await;
+        rt.reap_orphans().await;
         Ok(rt)
     }
 
@@ -129,7 +130,70 @@ impl Runtime {
 
     /// Removes every container, network and volume of this fake.
     pub async fn cleanup(&self) {
-        let filter = HashMap::from([("label", vec![format!("{INSTANCE}={}", self.prefix)])]);
+        self.remove_instance(&self.prefix).await;
+        let runs: Vec<PodRun> = self.pods().drain().map(|(_, r)| r).collect();
+        for r in runs {
+            self.remove_volumes(&r).await;
+        }
+    }
+
+    /// Removes what fakes that are gone left behind (a fake killed before it could clean up):
+    /// an instance `fk<port>` whose port on loopback no longer answers.
+    async fn reap_orphans(&self) {
+        let filter = HashMap::from([("label", vec![INSTANCE.to_owned()])]);
+        let mut instances = BTreeSet::new();
+        if let Ok(list) = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+        {
+            instances.extend(
+                list.into_iter()
+                    .filter_map(|c| c.labels?.get(INSTANCE).cloned()),
+            );
+        }
+        if let Ok(nets) = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+        {
+            instances.extend(
+                nets.into_iter()
+                    .filter_map(|n| n.labels?.get(INSTANCE).cloned()),
+            );
+        }
+        for instance in instances {
+            let Some(port) = instance
+                .strip_prefix("fk")
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            let alive = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect(("127.0.0.1", port)),
+            )
+            .await
+            .is_ok_and(|c| c.is_ok());
+            if !alive && instance != self.prefix {
+                self.remove_instance(&instance).await;
+            }
+        }
+    }
+
+    /// Every container and network labelled with `instance` (by id: Docker allows two
+    /// networks of one name).
+    async fn remove_instance(&self, instance: &str) {
+        let filter = HashMap::from([("label", vec![format!("{INSTANCE}={instance}")])]);
         if let Ok(list) = self
             .docker
             .list_containers(Some(
@@ -146,10 +210,6 @@ impl Runtime {
                 }
             }
         }
-        let runs: Vec<PodRun> = self.pods().drain().map(|(_, r)| r).collect();
-        for r in runs {
-            self.remove_volumes(&r).await;
-        }
         if let Ok(nets) = self
             .docker
             .list_networks(Some(
@@ -160,9 +220,28 @@ impl Runtime {
             .await
         {
             for n in nets {
-                if let Some(name) = n.name {
-                    let _ = self.docker.remove_network(&name).await;
+                if let Some(id) = n.id {
+                    let _ = self.docker.remove_network(&id).await;
                 }
+            }
+        }
+        if let Ok(list) = self
+            .docker
+            .list_volumes(Some(
+                bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+        {
+            for v in list.volumes.unwrap_or_default() {
+                let _ = self
+                    .docker
+                    .remove_volume(
+                        &v.name,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await;
             }
         }
     }
@@ -298,10 +377,10 @@ impl Runtime {
                     .cloned()
                     .unwrap_or_default();
                 if !namespaces.contains(&ns)
-                    && let Some(name) = n.name
+                    && let (Some(id), Some(name)) = (n.id, n.name)
                 {
                     let mut known = self.networks.lock().await;
-                    if self.docker.remove_network(&name).await.is_ok() {
+                    if self.docker.remove_network(&id).await.is_ok() {
                         known.remove(&name);
                     }
                 }
@@ -438,7 +517,19 @@ impl Runtime {
                     "volume \"{name}\": the fake's Docker runtime mounts emptyDir volumes only"
                 )));
             }
-            volumes.insert(name.to_owned(), format!("{}-{tail}-{name}", self.prefix));
+            let volume = format!("{}-{tail}-{name}", self.prefix);
+            self.docker
+                .create_volume(bollard::models::VolumeCreateRequest {
+                    name: Some(volume.clone()),
+                    labels: Some(HashMap::from([
+                        (INSTANCE.to_owned(), self.prefix.clone()),
+                        (NAMESPACE.to_owned(), ns.clone()),
+                    ])),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| config_error(format!("volume \"{name}\": {}", one_line(&e))))?;
+            volumes.insert(name.to_owned(), volume);
         }
         if let Some(r) = self.pods().get_mut(uid) {
             r.volumes = volumes.values().cloned().collect();
