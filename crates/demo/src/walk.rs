@@ -261,6 +261,38 @@ impl Walker {
         if kind == "git" {
             return self.checkout(job, name, &dest);
         }
+        // As Concourse: `check` finds the versions (from the last one known); `passed` then
+        // picks the one that went through the upstream job, else the newest is taken.
+        let last = self.versions.get(name).and_then(|v| v.last()).cloned();
+        let found = self.run(
+            &kind,
+            "check",
+            None,
+            &json!({"source": source, "version": last}),
+        );
+        let found: Vec<Value> = match (found, passed.first()) {
+            (Ok(list), _) => list.as_array().cloned().unwrap_or_default(),
+            // A put's version stands without check (k8s-deploy's ephemeral namespace is not
+            // the source's namespace): say so and go on.
+            (Err(e), Some(_)) => {
+                say(&format!(
+                    "  check {name}: {e:#}; the version a put made stands"
+                ));
+                Vec::new()
+            }
+            (Err(e), None) => return Err(e),
+        };
+        say(&format!(
+            "  check {name} ({kind}): {} version(s){}",
+            found.len(),
+            found
+                .last()
+                .map(|v| format!(", newest {v}"))
+                .unwrap_or_default()
+        ));
+        for v in &found {
+            self.record(name, v);
+        }
         let version = match passed.first() {
             Some(upstream) => self
                 .passed
@@ -270,23 +302,10 @@ impl Walker {
                 .ok_or_else(|| {
                     anyhow::anyhow!("get {name}: no version of it passed {upstream} yet")
                 })?,
-            None => {
-                let last = self.versions.get(name).and_then(|v| v.last()).cloned();
-                say(&format!("  check {name} ({kind})"));
-                let found = self.run(
-                    &kind,
-                    "check",
-                    None,
-                    &json!({"source": source, "version": last}),
-                )?;
-                let newest = found
-                    .as_array()
-                    .and_then(|a| a.last())
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("check {name} found no version"))?;
-                self.record(name, &newest);
-                newest
-            }
+            None => found
+                .last()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("check {name} found no version"))?,
         };
         say(&format!("  get {name} {version}"));
         self.steps.push((job.to_owned(), format!("get {name}")));
