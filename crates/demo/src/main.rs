@@ -55,7 +55,8 @@ fn table() -> anyhow::Result<(Vec<pipeline::render::Repo>, Vec<demo::DemoRepo>)>
 fn serve(dir: &Path, exit_after: Duration) -> anyhow::Result<()> {
     let (_, repos) = table()?;
     let env = Env::start(&repos)?;
-    let info = env.info();
+    let mut info = env.info();
+    info["pid"] = serde_json::json!(std::process::id());
     let path = dir.join("env.json");
     // For a look around: KUBECONFIG=target/demo/test.kubeconfig kubectl get pods -A
     write_private(
@@ -103,8 +104,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 fn down(dir: &Path) -> anyhow::Result<()> {
     let env = dir.join("env.json");
-    if !env.exists() {
+    let Ok(bytes) = std::fs::read(&env) else {
         eprintln!("demo: no environment running");
+        return Ok(());
+    };
+    // A serve process that died (killed, machine restarted) left its files: nothing to stop.
+    let pid = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|i| i["pid"].as_u64());
+    if pid.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+        for f in ["env.json", "test.kubeconfig", "prod.kubeconfig", "stop"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        eprintln!(
+            "demo: the environment had already stopped; its files are removed (its containers go when the next one starts)"
+        );
         return Ok(());
     }
     std::fs::write(dir.join("stop"), "")?;
