@@ -296,6 +296,13 @@ fn an_image_that_cannot_be_pulled_or_a_suite_past_its_timeout_fails_and_cleans_u
     );
     assert_eq!(env.jobs_left(), "");
 
+    // A namespace the cluster does not have (smoke skipped to reach the Job).
+    let run = env.put(params(json!({"namespace": "gone-42", "smoke": []})), "5006");
+    assert_eq!(
+        run.failure(),
+        "params.namespace: the cluster has no namespace gone-42 (was the test environment deployed?)"
+    );
+
     // Smoke through the proxy: a service that is not there fails smoke, and the suite never runs.
     let run = env.put(
         params(json!({"smoke": [{"name": "role-service", "path": "/role-service/health"}], "smoke_timeout": "2s"})),
