@@ -7,7 +7,8 @@
 
 use crate::reporter::{self, Collector};
 use anyhow::Context as _;
-use futures_util::{AsyncBufReadExt as _, TryStreamExt as _};
+use futures_util::stream::LocalBoxStream;
+use futures_util::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
@@ -15,6 +16,106 @@ use kube_access::{Cluster, kube_error, one_line};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// What the runner needs from the cluster, in one namespace: the seam its step logic is tested
+/// on (`KubeJobs` is the real one, on the kube client).
+// Our one runtime is current-thread: the futures need not be Send.
+#[allow(async_fn_in_trait)]
+pub trait Jobs {
+    async fn create(&self, job: &Job) -> Result<(), ClusterError>;
+    /// Pods matching a label selector.
+    async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError>;
+    async fn pod(&self, name: &str) -> Result<Pod, ClusterError>;
+    /// A container's log, followed, line by line.
+    async fn log(
+        &self,
+        pod: &str,
+        container: &str,
+    ) -> Result<LocalBoxStream<'static, Result<String, ClusterError>>, ClusterError>;
+    /// Deletes a Job and, in the background, its pods.
+    async fn delete(&self, name: &str) -> Result<(), ClusterError>;
+}
+
+/// The cluster's answers the runner acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(e: kube::Error) -> Self {
+        match &e {
+            kube::Error::Api(s) if s.code == 404 => Self::NotFound(one_line(&s.message)),
+            _ => Self::Other(kube_error(&e)),
+        }
+    }
+}
+
+/// `Jobs` on the kube client.
+#[derive(Clone)]
+pub struct KubeJobs {
+    jobs: Api<Job>,
+    pods: Api<Pod>,
+}
+
+impl std::fmt::Debug for KubeJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KubeJobs")
+    }
+}
+
+impl KubeJobs {
+    pub fn new(cluster: &Cluster, namespace: &str) -> Self {
+        Self {
+            jobs: Api::namespaced(cluster.client.clone(), namespace),
+            pods: Api::namespaced(cluster.client.clone(), namespace),
+        }
+    }
+}
+
+impl Jobs for KubeJobs {
+    async fn create(&self, job: &Job) -> Result<(), ClusterError> {
+        self.jobs.create(&PostParams::default(), job).await?;
+        Ok(())
+    }
+
+    async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError> {
+        Ok(self
+            .pods
+            .list(&ListParams::default().labels(selector))
+            .await?
+            .items)
+    }
+
+    async fn pod(&self, name: &str) -> Result<Pod, ClusterError> {
+        Ok(self.pods.get(name).await?)
+    }
+
+    async fn log(
+        &self,
+        pod: &str,
+        container: &str,
+    ) -> Result<LocalBoxStream<'static, Result<String, ClusterError>>, ClusterError> {
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            follow: true,
+            ..LogParams::default()
+        };
+        let reader = self.pods.log_stream(pod, &params).await?;
+        Ok(reader
+            .lines()
+            .map(|l| l.map_err(|e| ClusterError::Other(format!("read the log: {e}"))))
+            .boxed_local())
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ClusterError> {
+        self.jobs.delete(name, &DeleteParams::background()).await?;
+        Ok(())
+    }
+}
 
 const SUITE: &str = "suite";
 const TOOLS: &str = "/acceptance-tools";
@@ -91,35 +192,30 @@ pub fn manifest(spec: &JobSpec<'_>) -> serde_json::Value {
 /// Runs the Job and copies its reports into `reports`. The suite's exit code, or `None` at
 /// the timeout. The Job is deleted before this returns.
 pub async fn run(
-    cluster: &Cluster,
+    jobs: &impl Jobs,
     spec: &JobSpec<'_>,
     reports: &Path,
 ) -> anyhow::Result<Option<i32>> {
-    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), spec.namespace);
     let job: Job = serde_json::from_value(manifest(spec)).context("the Job manifest")?;
-    jobs.create(&PostParams::default(), &job)
-        .await
-        .map_err(|e| match &e {
-            kube::Error::Api(s) if s.code == 404 => anyhow::anyhow!(
-                "params.namespace: the cluster has no namespace {} (was the test environment deployed?)",
-                spec.namespace
-            ),
-            _ => anyhow::anyhow!("create the Job {}: {}", spec.name, kube_error(&e)),
-        })?;
+    jobs.create(&job).await.map_err(|e| match &e {
+        ClusterError::NotFound(_) => anyhow::anyhow!(
+            "params.namespace: the cluster has no namespace {} (was the test environment deployed?)",
+            spec.namespace
+        ),
+        ClusterError::Other(m) => anyhow::anyhow!("create the Job {}: {m}", spec.name),
+    })?;
     tracing::info!(
         "job {}/{} created from {}",
         spec.namespace,
         spec.name,
         spec.image
     );
-    let outcome = tokio::time::timeout(spec.timeout, follow(cluster, spec, reports)).await;
-    let deleted = jobs.delete(&spec.name, &DeleteParams::background()).await;
-    match &deleted {
-        Ok(_) => tracing::info!("job {} deleted", spec.name),
+    let outcome = tokio::time::timeout(spec.timeout, follow(jobs, spec, reports)).await;
+    match jobs.delete(&spec.name).await {
+        Ok(()) => tracing::info!("job {} deleted", spec.name),
         Err(e) => tracing::warn!(
-            "could not delete the job {} (the cluster removes it an hour after it finished): {}",
-            spec.name,
-            kube_error(e)
+            "could not delete the job {} (the cluster removes it an hour after it finished): {e}",
+            spec.name
         ),
     }
     match outcome {
@@ -130,29 +226,30 @@ pub async fn run(
 
 /// Waits for the suite's container to start, streams its log, and reads its exit code.
 async fn follow(
-    cluster: &Cluster,
+    jobs: &impl Jobs,
     spec: &JobSpec<'_>,
     reports: &Path,
 ) -> anyhow::Result<Option<i32>> {
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), spec.namespace);
     let selector = format!("batch.kubernetes.io/job-name={}", spec.name);
-    let pod = wait_started(&pods, &selector, &spec.name).await?;
+    let pod = wait_started(jobs, &selector, &spec.name).await?;
     let mut collector = Collector::default();
-    let params = LogParams {
-        container: Some(SUITE.to_owned()),
-        follow: true,
-        ..LogParams::default()
-    };
-    match pods.log_stream(&pod, &params).await {
-        Ok(stream) => {
-            let mut lines = stream.lines();
-            while let Some(line) = lines.try_next().await.context("read the suite's log")? {
-                if let Some(l) = collector.line(&line) {
-                    tracing::info!("| {l}");
+    match jobs.log(&pod, SUITE).await {
+        Ok(mut lines) => {
+            while let Some(line) = lines.next().await {
+                match line {
+                    Ok(line) => {
+                        if let Some(l) = collector.line(&line) {
+                            tracing::info!("| {l}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("the suite's log broke off: {e}");
+                        break;
+                    }
                 }
             }
         }
-        Err(e) => tracing::warn!("cannot read the suite's log: {}", kube_error(&e)),
+        Err(e) => tracing::warn!("cannot read the suite's log: {e}"),
     }
     collector.finish();
     for b in &collector.broken {
@@ -164,10 +261,12 @@ async fn follow(
     // The log ends when the container exits; its status follows shortly.
     let started = Instant::now();
     loop {
-        let p = pods
-            .get(&pod)
-            .await
-            .map_err(|e| anyhow::anyhow!("read the pod {pod}: {}", kube_error(&e)))?;
+        let p = jobs.pod(&pod).await.map_err(|e| match e {
+            ClusterError::NotFound(_) => anyhow::anyhow!(
+                "the suite's pod {pod} was deleted before it finished (by the Job's deadline, or by hand)"
+            ),
+            ClusterError::Other(m) => anyhow::anyhow!("read the pod {pod}: {m}"),
+        })?;
         if let Some(code) = suite_status(&p)
             .and_then(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code))
         {
@@ -204,14 +303,14 @@ const STUCK: &[&str] = &[
 /// The pod's name once the suite's container runs (or already ended). Fails at once when the
 /// pod cannot get there, quoting the reason. Polls every 250 ms (a pod starts once; a watch
 /// buys nothing here), printing each new state.
-async fn wait_started(pods: &Api<Pod>, selector: &str, job: &str) -> anyhow::Result<String> {
+async fn wait_started(jobs: &impl Jobs, selector: &str, job: &str) -> anyhow::Result<String> {
     let mut last = String::new();
     loop {
-        let list = pods
-            .list(&ListParams::default().labels(selector))
+        let list = jobs
+            .pods(selector)
             .await
-            .map_err(|e| anyhow::anyhow!("list the pods of job {job}: {}", kube_error(&e)))?;
-        if let Some(p) = list.items.first() {
+            .map_err(|e| anyhow::anyhow!("list the pods of job {job}: {e}"))?;
+        if let Some(p) = list.first() {
             let name = p.metadata.name.clone().unwrap_or_default();
             let status = p.status.clone().unwrap_or_default();
             for init in status.init_container_statuses.iter().flatten() {
@@ -298,6 +397,234 @@ pub async fn proxy_get(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    fn spec(timeout: Duration) -> JobSpec<'static> {
+        JobSpec {
+            namespace: "microservices-test-42",
+            name: "acceptance-42-1a2b".into(),
+            image: "us.gcr.io/p/acceptance-tests@sha256:ab",
+            reporter_image: "us.gcr.io/p/acceptance-run:1.0",
+            command: vec!["godog".into(), "--strict".into()],
+            env: vec![("API_GATEWAY_URL".into(), "http://api-gateway:8080".into())],
+            timeout,
+            labels: vec![(
+                "app.kubernetes.io/managed-by".into(),
+                "acceptance-run".into(),
+            )],
+        }
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(
+            json!({"metadata": {"name": "acceptance-42-1a2b-x7k2q"}, "status": status}),
+        )
+        .unwrap()
+    }
+
+    fn waiting(reason: &str, message: &str) -> Pod {
+        pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "suite", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                   "state": {"waiting": {"reason": reason, "message": message}}}]}),
+        )
+    }
+
+    fn running() -> Pod {
+        pod(
+            json!({"phase": "Running", "containerStatuses": [{"name": "suite", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
+                   "state": {"running": {}}}]}),
+        )
+    }
+
+    fn exited(code: i32) -> Pod {
+        pod(
+            json!({"phase": if code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{"name": "suite", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                   "state": {"terminated": {"exitCode": code}}}]}),
+        )
+    }
+
+    /// A scripted cluster: successive answers to `pods` and `pod` (the last one repeats).
+    #[derive(Default)]
+    struct Script {
+        create: RefCell<Option<ClusterError>>,
+        lists: RefCell<VecDeque<Vec<Pod>>>,
+        gets: RefCell<VecDeque<Result<Pod, String>>>,
+        log: Vec<String>,
+        delete_fails: bool,
+        created: RefCell<Vec<Job>>,
+        deleted: RefCell<Vec<String>>,
+    }
+
+    fn next<T: Clone>(q: &RefCell<VecDeque<T>>) -> T {
+        let mut q = q.borrow_mut();
+        if q.len() > 1 {
+            q.pop_front().unwrap()
+        } else {
+            q.front().cloned().unwrap()
+        }
+    }
+
+    impl Jobs for Script {
+        async fn create(&self, job: &Job) -> Result<(), ClusterError> {
+            if let Some(e) = self.create.borrow_mut().take() {
+                return Err(e);
+            }
+            self.created.borrow_mut().push(job.clone());
+            Ok(())
+        }
+        async fn pods(&self, _selector: &str) -> Result<Vec<Pod>, ClusterError> {
+            Ok(next(&self.lists))
+        }
+        async fn pod(&self, _name: &str) -> Result<Pod, ClusterError> {
+            next(&self.gets).map_err(ClusterError::NotFound)
+        }
+        async fn log(
+            &self,
+            _pod: &str,
+            _container: &str,
+        ) -> Result<LocalBoxStream<'static, Result<String, ClusterError>>, ClusterError> {
+            let lines: Vec<Result<String, ClusterError>> =
+                self.log.iter().cloned().map(Ok).collect();
+            Ok(futures_util::stream::iter(lines).boxed_local())
+        }
+        async fn delete(&self, name: &str) -> Result<(), ClusterError> {
+            self.deleted.borrow_mut().push(name.to_owned());
+            if self.delete_fails {
+                return Err(ClusterError::Other("forbidden (403)".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_in_the_log_are_written_and_the_exit_code_is_read_once_the_pod_has_it() {
+        let mut log = vec!["Feature: gateway".to_owned()];
+        log.extend(reporter::encode("cucumber.json", b"[]"));
+        let script = Script {
+            lists: RefCell::new(VecDeque::from([
+                vec![waiting("ContainerCreating", "")],
+                vec![running()],
+            ])),
+            // The log can end before the kubelet reports the exit.
+            gets: RefCell::new(VecDeque::from([Ok(running()), Ok(exited(3))])),
+            log,
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let code = run(&script, &spec(Duration::from_secs(30)), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(code, Some(3));
+        assert_eq!(
+            std::fs::read(dir.path().join("cucumber.json")).unwrap(),
+            b"[]"
+        );
+        assert_eq!(script.created.borrow().len(), 1);
+        assert_eq!(*script.deleted.borrow(), ["acceptance-42-1a2b"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_init_container_names_reporter_image_and_the_job_is_deleted() {
+        let init = pod(
+            json!({"phase": "Pending", "initContainerStatuses": [{"name": "install-reporter", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                              "state": {"terminated": {"exitCode": 127}}}]}),
+        );
+        let script = Script {
+            lists: RefCell::new(VecDeque::from([vec![init]])),
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let e = run(&script, &spec(Duration::from_secs(30)), dir.path())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("init container install-reporter exited 127); params.reporter_image must be this resource type's image"), "{e}");
+        assert_eq!(*script.deleted.borrow(), ["acceptance-42-1a2b"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_namespace_is_named_and_nothing_is_left_behind() {
+        let script = Script::default();
+        *script.create.borrow_mut() = Some(ClusterError::NotFound(
+            "namespaces \"microservices-test-42\" not found".into(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let e = run(&script, &spec(Duration::from_secs(30)), dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "params.namespace: the cluster has no namespace microservices-test-42 (was the test environment deployed?)"
+        );
+        assert!(script.deleted.borrow().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_cannot_be_deleted_does_not_hide_the_result() {
+        let script = Script {
+            lists: RefCell::new(VecDeque::from([vec![exited(0)]])),
+            gets: RefCell::new(VecDeque::from([Ok(exited(0))])),
+            delete_fails: true,
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let code = run(&script, &spec(Duration::from_secs(30)), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0));
+        assert_eq!(script.deleted.borrow().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pod_deleted_under_the_runner_is_said_plainly() {
+        let script = Script {
+            lists: RefCell::new(VecDeque::from([vec![running()]])),
+            gets: RefCell::new(VecDeque::from([Err("pods \"x\" not found".to_owned())])),
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let e = run(&script, &spec(Duration::from_secs(30)), dir.path())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("was deleted before it finished"),
+            "{e}"
+        );
+        assert_eq!(script.deleted.borrow().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_never_starts_is_stopped_at_the_timeout_and_deleted() {
+        let script = Script {
+            lists: RefCell::new(VecDeque::from([vec![waiting("ContainerCreating", "")]])),
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let code = run(&script, &spec(Duration::from_millis(300)), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(code, None);
+        assert_eq!(script.deleted.borrow().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_image_that_cannot_be_pulled_fails_at_once_with_the_kubelet_message() {
+        let script = Script {
+            lists: RefCell::new(VecDeque::from([vec![waiting(
+                "ErrImagePull",
+                "manifest unknown",
+            )]])),
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let e = run(&script, &spec(Duration::from_secs(30)), dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "params.image: the suite's pod acceptance-42-1a2b-x7k2q cannot start: ErrImagePull: manifest unknown"
+        );
+    }
 
     #[test]
     fn the_job_runs_once_wraps_the_suite_and_gets_the_reporter_from_an_init_container() {

@@ -82,21 +82,31 @@ fn wrap(args: &[String]) -> i32 {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        let _ = writeln!(
-            out,
-            "{BEGIN}{name} {} {}",
-            bytes.len(),
-            hex(&ring::digest::digest(&ring::digest::SHA256, &bytes))
-        );
-        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-        for chunk in encoded.as_bytes().chunks(76) {
-            let _ = out.write_all(chunk);
-            let _ = out.write_all(b"\n");
+        for line in encode(&name, &bytes) {
+            let _ = writeln!(out, "{line}");
         }
-        let _ = writeln!(out, "{END}");
     }
     let _ = out.flush();
     code
+}
+
+/// One report as the lines of its block in the log: the header (name, length, SHA-256), the
+/// base64 in lines of 76, the end marker.
+pub fn encode(name: &str, bytes: &[u8]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{BEGIN}{name} {} {}",
+        bytes.len(),
+        hex(&ring::digest::digest(&ring::digest::SHA256, bytes))
+    )];
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    lines.extend(
+        encoded
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
+    );
+    lines.push(END.to_owned());
+    lines
 }
 
 /// The reports a suite writes: `cucumber.json`, `junit.xml`, and `junit/*.xml` (Ruby cucumber).
@@ -201,29 +211,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn block(name: &str, bytes: &[u8]) -> Vec<String> {
-        let mut v = vec![format!(
-            "{BEGIN}{name} {} {}",
-            bytes.len(),
-            hex(&ring::digest::digest(&ring::digest::SHA256, bytes))
-        )];
-        let enc = base64::engine::general_purpose::STANDARD.encode(bytes);
-        v.extend(
-            enc.as_bytes()
-                .chunks(76)
-                .map(|c| String::from_utf8(c.to_vec()).unwrap()),
-        );
-        v.push(END.to_owned());
-        v
-    }
-
     #[test]
     fn reports_come_back_whole_and_other_lines_pass_through() {
         let json = vec![b'x'; 1000];
         let mut lines = vec!["Feature: gateway".to_owned()];
-        lines.extend(block("cucumber.json", &json));
+        lines.extend(encode("cucumber.json", &json));
         lines.push("after".to_owned());
-        lines.extend(block("junit/a.xml", b"<testsuite/>"));
+        lines.extend(encode("junit/a.xml", b"<testsuite/>"));
         let mut c = Collector::default();
         let forwarded: Vec<String> = lines
             .iter()
@@ -239,13 +233,13 @@ mod tests {
 
     #[test]
     fn a_damaged_or_cut_block_is_reported_not_written() {
-        let mut lines = block("cucumber.json", b"{\"a\": 1}");
+        let mut lines = encode("cucumber.json", b"{\"a\": 1}");
         lines[1] = lines[1].replace('e', "f");
         let mut c = Collector::default();
         for l in &lines {
             c.line(l);
         }
-        let cut = block("junit.xml", b"<x/>");
+        let cut = encode("junit.xml", b"<x/>");
         c.line(&cut[0]);
         c.finish();
         assert!(c.files.is_empty());
@@ -257,7 +251,7 @@ mod tests {
     #[test]
     fn names_that_climb_out_of_the_reports_directory_are_refused() {
         let mut c = Collector::default();
-        for l in block("../etc/passwd", b"x") {
+        for l in encode("../etc/passwd", b"x") {
             c.line(&l);
         }
         assert!(c.files.is_empty());

@@ -380,7 +380,8 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
                     ("acceptance-run/run".to_owned(), label_value(&plan.run_id)),
                 ],
             };
-            crate::kubernetes::run(cluster, &spec, reports_dir.path()).await?
+            let jobs = crate::kubernetes::KubeJobs::new(cluster, &namespace);
+            crate::kubernetes::run(&jobs, &spec, reports_dir.path()).await?
         }
     };
     let mut files = Vec::new();
