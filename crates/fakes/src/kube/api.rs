@@ -234,15 +234,7 @@ fn get(world: &Shared, t: &Target, name: &str) -> Response {
 }
 
 fn scale_of(r: &Resource, o: &Value) -> Value {
-    let selector = o["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = store::selector_string(&o["spec"]["selector"]["matchLabels"]);
     let _ = r;
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
            "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"], "uid": o["metadata"]["uid"],

@@ -157,15 +157,7 @@ impl Runtime {
                     .filter_map(|c| c.labels?.get(INSTANCE).cloned()),
             );
         }
-        if let Ok(nets) = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-        {
+        if let Ok(nets) = self.networks_labelled(&filter).await {
             instances.extend(
                 nets.into_iter()
                     .filter_map(|n| n.labels?.get(INSTANCE).cloned()),
@@ -210,15 +202,7 @@ impl Runtime {
                 }
             }
         }
-        if let Ok(nets) = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-        {
+        if let Ok(nets) = self.networks_labelled(&filter).await {
             for n in nets {
                 if let Some(id) = n.id {
                     let _ = self.docker.remove_network(&id).await;
@@ -244,6 +228,19 @@ impl Runtime {
                     .await;
             }
         }
+    }
+
+    async fn networks_labelled(
+        &self,
+        filter: &HashMap<&str, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Network>, bollard::errors::Error> {
+        self.docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(filter)
+                    .build(),
+            ))
+            .await
     }
 
     async fn remove_container(&self, id: &str) {
@@ -360,15 +357,7 @@ impl Runtime {
         }
         // Networks of namespaces that are gone (once their containers are).
         let filter = HashMap::from([("label", vec![format!("{INSTANCE}={}", self.prefix)])]);
-        if let Ok(nets) = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-        {
+        if let Ok(nets) = self.networks_labelled(&filter).await {
             for n in nets {
                 let ns = n
                     .labels
@@ -1017,15 +1006,7 @@ impl Runtime {
                 format!("no endpoints available for service \"{service}\""),
             ));
         };
-        let selector = svc["spec"]["selector"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let selector = store::selector_string(&svc["spec"]["selector"]);
         if selector.is_empty() {
             return Err((
                 503,

@@ -239,6 +239,19 @@ pub fn not_found(r: &Resource, name: &str) -> String {
 }
 
 /// `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x)`, comma-separated.
+/// A `matchLabels`-style map as a label selector string (`k=v,k2=v2`).
+pub fn selector_string(labels: &Value) -> String {
+    labels
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 pub fn matches_labels(object: &Value, selector: &str) -> bool {
     let labels = &object["metadata"]["labels"];
     let get = |k: &str| labels[k].as_str();
