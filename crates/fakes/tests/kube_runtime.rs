@@ -177,6 +177,19 @@ fn deployments_run_as_containers_that_reach_each_other_by_service_name() {
     assert_eq!(fields[1], "Running", "{pod}");
     assert!(fields[2].parse::<std::net::Ipv4Addr>().is_ok(), "{pod}");
     assert_eq!(fields[3], "true", "{pod}");
+    // kubectl's own columns (server-side printing, as a real apiserver answers).
+    let table = c.ok(&["get", "pods,deployments", "-n", "sample"]);
+    assert!(
+        table.contains("READY   STATUS    RESTARTS   AGE"),
+        "{table}"
+    );
+    assert!(table.contains("UP-TO-DATE   AVAILABLE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(fields[0]) && l.contains("1/1") && l.contains("Running")),
+        "{table}"
+    );
     // The pod's log is the container's output.
     let logs = c.ok(&["logs", fields[0], "-n", "sample"]);
     assert!(logs.contains("GET /users/1 200"), "{logs}");
@@ -236,6 +249,13 @@ fn jobs_run_to_completion_or_failure_with_their_logs() {
         "jsonpath={.status.succeeded} {.status.failed}",
     ]);
     assert_eq!(status, "1 ");
+    let listed = c.ok(&["get", "jobs"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("checks") && l.contains("Complete") && l.contains("1/1")),
+        "{listed}"
+    );
 
     // A failing command: one attempt and the backoff limit reached (backoffLimit 0).
     let job = "apiVersion: batch/v1

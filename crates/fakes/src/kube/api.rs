@@ -186,8 +186,8 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(world, target, q).await
         }
-        (&Method::GET, None) => list(&world, &target, &q),
-        (&Method::GET, Some(name)) => get(&world, &target, name),
+        (&Method::GET, None) => list(&world, &target, &q, as_table(&parts.headers)),
+        (&Method::GET, Some(name)) => get(&world, &target, name, as_table(&parts.headers)),
         (&Method::POST, None) => create(&world, &target, &parts.headers, &body),
         (&Method::PUT, Some(name)) => replace(&world, &target, name, &body, &q),
         (&Method::PATCH, Some(name)) => {
@@ -198,8 +198,29 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
     }
 }
 
-fn list(world: &Shared, t: &Target, q: &HashMap<String, String>) -> Response {
+/// kubectl asks for server-side printing (`application/json;as=Table;...`).
+fn as_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(super::table::wanted)
+}
+
+fn list(world: &Shared, t: &Target, q: &HashMap<String, String>, table: bool) -> Response {
     let w = super::lock(world);
+    if table {
+        let items = w.store.list(
+            t.resource,
+            &t.namespace,
+            q.get("labelSelector").map_or("", String::as_str),
+            q.get("fieldSelector").map_or("", String::as_str),
+        );
+        return ok(&super::table::table(
+            t.resource,
+            &items,
+            &w.store.resource_version().to_string(),
+        ));
+    }
     let items: Vec<Value> = w
         .store
         .list(
@@ -217,7 +238,7 @@ fn list(world: &Shared, t: &Target, q: &HashMap<String, String>) -> Response {
     )
 }
 
-fn get(world: &Shared, t: &Target, name: &str) -> Response {
+fn get(world: &Shared, t: &Target, name: &str, table: bool) -> Response {
     let w = super::lock(world);
     let Some(o) = w.store.get(&key(t.resource, &t.namespace, name)) else {
         return status(
@@ -229,6 +250,11 @@ fn get(world: &Shared, t: &Target, name: &str) -> Response {
     };
     match t.sub.as_deref() {
         Some("scale") => ok(&scale_of(t.resource, o)),
+        None if table => ok(&super::table::table(
+            t.resource,
+            std::slice::from_ref(o),
+            o["metadata"]["resourceVersion"].as_str().unwrap_or(""),
+        )),
         _ => ok(&present(&w, t.resource, o)),
     }
 }

@@ -617,7 +617,7 @@ pub fn jobs(world: &Shared) {
 }
 
 /// Seconds since an RFC 3339 timestamp written by `store::now` (UTC, `Z`).
-fn seconds_since(rfc3339: &str) -> i64 {
+pub(crate) fn seconds_since(rfc3339: &str) -> i64 {
     let parse = |s: &str| -> Option<i64> {
         let (date, time) = s.trim_end_matches('Z').split_once('T')?;
         let d: Vec<i64> = date.split('-').filter_map(|x| x.parse().ok()).collect();

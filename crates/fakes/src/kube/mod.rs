@@ -9,6 +9,7 @@ pub mod patch;
 pub mod resources;
 pub mod runtime;
 pub mod store;
+pub mod table;
 mod yamljson;
 
 use controller::Pullable;
