@@ -11,16 +11,16 @@ use serde_json::Value;
 
 pub const MANAGER: &str = "k8s-deploy";
 
-/// A connected client and the namespace it works in.
-#[derive(Clone)]
-pub struct Cluster {
-    pub client: kube::Client,
-    pub server: String,
-}
+/// The shared connection (`kube_access::Cluster`: `client`, `server`) with what k8s-deploy
+/// does on it.
+#[derive(Clone, Debug)]
+pub struct Cluster(kube_access::Cluster);
 
-impl std::fmt::Debug for Cluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Cluster({})", self.server)
+impl std::ops::Deref for Cluster {
+    type Target = kube_access::Cluster;
+
+    fn deref(&self) -> &kube_access::Cluster {
+        &self.0
     }
 }
 
@@ -28,15 +28,12 @@ pub use kube_access::{kube_error, one_line};
 
 impl Cluster {
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let c = kube_access::Cluster::connect(
+        kube_access::Cluster::connect(
             &config.access,
             concat!("k8s-deploy/", env!("CARGO_PKG_VERSION")),
         )
-        .await?;
-        Ok(Self {
-            client: c.client,
-            server: c.server,
-        })
+        .await
+        .map(Self)
     }
 
     pub fn deployments(&self, ns: &str) -> Api<Deployment> {
