@@ -134,6 +134,23 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Untags the resource type images pushed to this registry (the `:dev` images stay).
+    fn drop(&mut self) {
+        for t in [
+            "gcr-image",
+            "k8s-deploy",
+            "github-promote-pr",
+            "acceptance-run",
+        ] {
+            let _ = docker(&[
+                "rmi",
+                &format!("{}/microservices-kube/{t}:dev", self.registry.host()),
+            ]);
+        }
+    }
+}
+
 pub fn docker(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("docker").args(args).output().map_err(|e| {
         anyhow::anyhow!("cannot run docker ({e}); the demo needs the Docker CLI and daemon")

@@ -159,6 +159,38 @@ fn walker(dir: &Path, info: serde_json::Value) -> anyhow::Result<Walker> {
     Walker::new(&text, info, demo_repos, ci, dir.join("builds"))
 }
 
+/// What the demo needs from this machine, said before anything starts.
+fn preflight() -> anyhow::Result<()> {
+    let on_path = |bin: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+    };
+    if !on_path("docker-registry") {
+        anyhow::bail!(
+            "docker-registry is missing: apt-get install docker-registry (the demo's registry; .ci/run installs it)"
+        );
+    }
+    demo::env::docker(&["info", "--format", "{{.ServerVersion}}"])
+        .map_err(|e| anyhow::anyhow!("the Docker daemon is not reachable: {e:#}"))?;
+    let (_, repos) = table()?;
+    let mut images: Vec<String> = [
+        "gcr-image",
+        "k8s-deploy",
+        "github-promote-pr",
+        "acceptance-run",
+    ]
+    .iter()
+    .map(|t| format!("{t}:dev"))
+    .collect();
+    images.extend(repos.into_iter().map(|r| r.image));
+    for image in images {
+        if demo::env::docker(&["image", "inspect", "--format", "{{.Id}}", &image]).is_err() {
+            anyhow::bail!("the image {image} is missing: run `make images` (`make demo` does)");
+        }
+    }
+    Ok(())
+}
+
 fn read_info(dir: &Path, wait: Duration) -> anyhow::Result<serde_json::Value> {
     let path = dir.join("env.json");
     let started = Instant::now();
@@ -179,18 +211,44 @@ fn read_info(dir: &Path, wait: Duration) -> anyhow::Result<serde_json::Value> {
 
 /// Starts the environment, walks every job with a trigger, stops before the manual one.
 fn run(dir: &Path) -> anyhow::Result<()> {
+    preflight()?;
     std::fs::create_dir_all(dir)?;
     down(dir)?;
     let _ = std::fs::remove_dir_all(dir.join("builds"));
     let log = std::fs::File::create(dir.join("serve.log"))?;
     let me = std::env::current_exe()?;
-    std::process::Command::new(me)
+    let mut serve = std::process::Command::new(me)
         .arg("serve")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()?;
-    let info = read_info(dir, Duration::from_secs(120))?;
+    // Until the environment is up; a serve that dies says why in its log.
+    let started = Instant::now();
+    let info = loop {
+        if let Ok(info) = read_info(dir, Duration::ZERO) {
+            break info;
+        }
+        if let Ok(Some(status)) = serve.try_wait() {
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            anyhow::bail!(
+                "the demo environment did not start ({status}): {}",
+                last.trim()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            anyhow::bail!(
+                "the demo environment did not start within 2 minutes; see {}",
+                dir.join("serve.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     eprintln!(
         "demo: environment up (log: {})",
         dir.join("serve.log").display()

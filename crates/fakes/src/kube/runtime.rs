@@ -69,6 +69,8 @@ pub struct Runtime {
     http: reqwest::Client,
     /// Docker accepts two networks of one name: creating them is one pod at a time.
     networks: tokio::sync::Mutex<BTreeSet<String>>,
+    /// Images this fake pulled (the daemon did not have them): removed when it stops.
+    pulled: Mutex<BTreeSet<String>>,
 }
 
 fn one_line(e: &impl std::fmt::Display) -> String {
@@ -114,6 +116,7 @@ impl Runtime {
             pods: Mutex::new(HashMap::new()),
             http,
             networks: tokio::sync::Mutex::new(BTreeSet::new()),
+            pulled: Mutex::new(BTreeSet::new()),
         });
         rt.cleanup().await;
         rt.reap_orphans().await;
@@ -134,6 +137,21 @@ impl Runtime {
         let runs: Vec<PodRun> = self.pods().drain().map(|(_, r)| r).collect();
         for r in runs {
             self.remove_volumes(&r).await;
+        }
+        // Untags what this fake pulled (layers shared with other images stay).
+        let pulled: Vec<String> =
+            std::mem::take(&mut *self.pulled.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_iter()
+                .collect();
+        for image in pulled {
+            let _ = self
+                .docker
+                .remove_image(
+                    &image,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
         }
     }
 
@@ -663,6 +681,10 @@ impl Runtime {
                 format!("Back-off pulling image \"{image}\": not found after the pull"),
             ));
         }
+        self.pulled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(image.to_owned());
         Ok(())
     }
 
