@@ -146,6 +146,21 @@ impl Env {
         )
     }
 
+    /// `in` of a stored run into a fresh directory.
+    fn fetch(&self, version: &Value) -> tempfile::TempDir {
+        let dest = temp_dir();
+        in_process(
+            &AcceptanceRun,
+            &["in", arg(dest.path())],
+            json!({"source": self.source(), "version": version})
+                .to_string()
+                .as_bytes(),
+            &build_env(),
+        )
+        .success();
+        dest
+    }
+
     fn jobs_left(&self) -> String {
         kubectl(self, &["get", "jobs", "-n", "accept", "-o", "name"], None)
     }
@@ -207,16 +222,7 @@ fn the_suite_runs_as_a_job_in_the_namespace_and_its_reports_come_back_through_th
     assert_eq!(env.jobs_left(), "", "the Job is deleted");
 
     // The stored reports are the suite's own: `in` reads cucumber.json and junit.xml back.
-    let dest = temp_dir();
-    in_process(
-        &AcceptanceRun,
-        &["in", arg(dest.path())],
-        json!({"source": env.source(), "version": answer["version"]})
-            .to_string()
-            .as_bytes(),
-        &build_env(),
-    )
-    .success();
+    let dest = env.fetch(&answer["version"]);
     let cucumber: Value =
         serde_json::from_slice(&std::fs::read(dest.path().join("cucumber.json")).unwrap()).unwrap();
     assert_eq!(cucumber[0]["name"], "API gateway");
@@ -249,16 +255,7 @@ fn a_failing_scenario_fails_the_put_after_storing_reports_that_say_where() {
     let reference = line.split("; reports: ").nth(1).unwrap();
     let digest = reference.split('@').nth(1).unwrap();
     assert_eq!(env.jobs_left(), "");
-    let dest = temp_dir();
-    in_process(
-        &AcceptanceRun,
-        &["in", arg(dest.path())],
-        json!({"source": env.source(), "version": {"run": "5002", "digest": digest}})
-            .to_string()
-            .as_bytes(),
-        &build_env(),
-    )
-    .success();
+    let dest = env.fetch(&json!({"run": "5002", "digest": digest}));
     let summary = std::fs::read_to_string(dest.path().join("summary.md")).unwrap();
     assert!(summary.starts_with("# Acceptance: FAILED"), "{summary}");
     assert!(summary.contains("versions are listed"), "{summary}");

@@ -42,6 +42,38 @@ fn cucumber(features: &str) -> Value {
     ])
 }
 
+/// `out` in `dir` with this source and params, as Concourse sends them.
+fn out(
+    dir: &std::path::Path,
+    source: &Value,
+    params: &Value,
+    env: &BTreeMap<String, String>,
+) -> testkit::Run {
+    in_process(
+        &AcceptanceRun,
+        &["out", arg(dir)],
+        json!({"source": source, "params": params})
+            .to_string()
+            .as_bytes(),
+        env,
+    )
+}
+
+/// `in` of `version` into a fresh directory.
+fn fetch(source: &Value, version: &Value) -> tempfile::TempDir {
+    let dest = temp_dir();
+    in_process(
+        &AcceptanceRun,
+        &["in", arg(dest.path())],
+        json!({"source": source, "version": version})
+            .to_string()
+            .as_bytes(),
+        &build_env(),
+    )
+    .success();
+    dest
+}
+
 #[test]
 fn a_passing_suite_is_stored_and_read_back_and_a_failing_one_fails_after_storing() {
     let gateway = FeedServer::start(&["v1", "v2"], None);
@@ -52,14 +84,7 @@ fn a_passing_suite_is_stored_and_read_back_and_a_failing_one_fails_after_storing
 
     let params = json!({"gateway_url": gateway_url, "smoke": [{"name": "feed", "path": "/versions", "contains": "v1"}],
                         "command": cucumber("features/gateway.feature:2"), "dir": "suite"});
-    let run = in_process(
-        &AcceptanceRun,
-        &["out", arg(dir.path())],
-        json!({"source": source, "params": params})
-            .to_string()
-            .as_bytes(),
-        &build_env(),
-    );
+    let run = out(dir.path(), &source, &params, &build_env());
     let answer = run.success();
     assert_eq!(answer["version"]["run"], "4242");
     assert!(run.log().contains("smoke feed: ok (200"), "{}", run.log());
@@ -83,15 +108,7 @@ fn a_passing_suite_is_stored_and_read_back_and_a_failing_one_fails_after_storing
         "1 passed, 0 failed, 0 skipped, 0 undefined, 0 pending"
     );
 
-    let got = temp_dir();
-    let request = json!({"source": source, "version": answer["version"]});
-    in_process(
-        &AcceptanceRun,
-        &["in", arg(got.path())],
-        request.to_string().as_bytes(),
-        &build_env(),
-    )
-    .success();
+    let got = fetch(&source, &answer["version"]);
     for f in ["cucumber.json", "junit.xml", "summary.md", "summary.json"] {
         assert!(got.path().join(f).is_file(), "{f} stored and fetched");
     }
@@ -105,14 +122,7 @@ fn a_passing_suite_is_stored_and_read_back_and_a_failing_one_fails_after_storing
     let mut env = build_env();
     env.insert("BUILD_ID".into(), "4243".into());
     let params = json!({"gateway_url": gateway_url, "command": cucumber("features/gateway.feature"), "dir": "suite"});
-    let run = in_process(
-        &AcceptanceRun,
-        &["out", arg(dir.path())],
-        json!({"source": source, "params": params})
-            .to_string()
-            .as_bytes(),
-        &env,
-    );
+    let run = out(dir.path(), &source, &params, &env);
     let line = run.failure();
     assert!(line.starts_with("1 of 2 scenarios did not pass; first: API gateway / a missing version: body does not contain v9"), "{line}");
     assert!(
@@ -152,14 +162,7 @@ fn failed_smoke_skips_the_suite_and_says_which_service() {
     let url = gateway.url().trim_end_matches("/versions").to_owned();
     let params = json!({"gateway_url": url, "smoke": [{"name": "user-management", "path": "/user-management/health"}], "smoke_timeout": "1s",
                         "command": ["definitely-not-run"]});
-    let run = in_process(
-        &AcceptanceRun,
-        &["out", arg(dir.path())],
-        json!({"source": source, "params": params})
-            .to_string()
-            .as_bytes(),
-        &build_env(),
-    );
+    let run = out(dir.path(), &source, &params, &build_env());
     let line = run.failure();
     assert!(line.starts_with(&format!("smoke failed for user-management: {url}/user-management/health answered 404, expected 200")), "{line}");
     assert!(
@@ -207,14 +210,7 @@ fn bad_params_are_named() {
             "params.timeout: must be a duration like \"2m\", \"90s\"",
         ),
     ] {
-        let run = in_process(
-            &AcceptanceRun,
-            &["out", arg(dir.path())],
-            json!({"source": source, "params": params})
-                .to_string()
-                .as_bytes(),
-            &build_env(),
-        );
+        let run = out(dir.path(), &source, &params, &build_env());
         assert_eq!(run.one_line_failure(), expected);
     }
     // With a cluster in the source, the kubernetes runner's own params.
@@ -262,14 +258,7 @@ fn bad_params_are_named() {
             "params.gateway_service: cannot be set together with params.gateway_url; keep one",
         ),
     ] {
-        let run = in_process(
-            &AcceptanceRun,
-            &["out", arg(dir.path())],
-            json!({"source": source, "params": params})
-                .to_string()
-                .as_bytes(),
-            &build_env(),
-        );
+        let run = out(dir.path(), &source, &params, &build_env());
         assert_eq!(run.one_line_failure(), expected);
     }
 }
@@ -284,14 +273,7 @@ fn an_unreadable_report_fails_the_run_after_storing_it_and_says_which_file_and_w
     let url = gateway.url().trim_end_matches("/versions").to_owned();
     let params = json!({"gateway_url": url,
                         "command": ["sh", "-c", "printf '[{\"name\": \"gateway' > $REPORTS_DIR/cucumber.json"]});
-    let run = in_process(
-        &AcceptanceRun,
-        &["out", arg(dir.path())],
-        json!({"source": source, "params": params})
-            .to_string()
-            .as_bytes(),
-        &build_env(),
-    );
+    let run = out(dir.path(), &source, &params, &build_env());
     let line = run.failure();
     assert!(
         line.starts_with("the suite's report cannot be read: cucumber.json is not JSON: EOF while parsing a string at line 1 column 18; reports: "),
@@ -299,16 +281,7 @@ fn an_unreadable_report_fails_the_run_after_storing_it_and_says_which_file_and_w
     );
     // Stored: `in` gives the broken file back as it was, with a summary saying why.
     let digest = line.rsplit('@').next().unwrap();
-    let dest = temp_dir();
-    in_process(
-        &AcceptanceRun,
-        &["in", arg(dest.path())],
-        json!({"source": source, "version": {"run": "4242", "digest": digest}})
-            .to_string()
-            .as_bytes(),
-        &build_env(),
-    )
-    .success();
+    let dest = fetch(&source, &json!({"run": "4242", "digest": digest}));
     assert_eq!(
         std::fs::read_to_string(dest.path().join("cucumber.json")).unwrap(),
         "[{\"name\": \"gateway"
