@@ -309,12 +309,7 @@ impl Walker {
         };
         say(&format!("  get {name} {version}"));
         self.steps.push((job.to_owned(), format!("get {name}")));
-        self.run(
-            &kind,
-            "in",
-            Some(&dest),
-            &json!({"source": source, "version": version, "params": {}}),
-        )?;
+        self.fetch(&kind, &source, &version, &dest)?;
         Ok(version)
     }
 
@@ -349,14 +344,26 @@ impl Walker {
         if !no_get {
             let dest = dir.join(name);
             std::fs::create_dir_all(&dest)?;
-            self.run(
-                &kind,
-                "in",
-                Some(&dest),
-                &json!({"source": source, "version": version, "params": {}}),
-            )?;
+            self.fetch(&kind, &source, &version, &dest)?;
         }
         Ok(version)
+    }
+
+    /// `in` of `version` into `dest` (a get step, or the get after a put).
+    fn fetch(
+        &self,
+        kind: &str,
+        source: &Value,
+        version: &Value,
+        dest: &Path,
+    ) -> anyhow::Result<()> {
+        self.run(
+            kind,
+            "in",
+            Some(dest),
+            &json!({"source": source, "version": version, "params": {}}),
+        )?;
+        Ok(())
     }
 
     fn record(&mut self, name: &str, version: &Value) {

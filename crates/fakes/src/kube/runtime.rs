@@ -160,16 +160,7 @@ impl Runtime {
     async fn reap_orphans(&self) {
         let filter = HashMap::from([("label", vec![INSTANCE.to_owned()])]);
         let mut instances = BTreeSet::new();
-        if let Ok(list) = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-        {
+        if let Ok(list) = self.containers_labelled(&filter).await {
             instances.extend(
                 list.into_iter()
                     .filter_map(|c| c.labels?.get(INSTANCE).cloned()),
@@ -204,16 +195,7 @@ impl Runtime {
     /// networks of one name).
     async fn remove_instance(&self, instance: &str) {
         let filter = HashMap::from([("label", vec![format!("{INSTANCE}={instance}")])]);
-        if let Ok(list) = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-        {
+        if let Ok(list) = self.containers_labelled(&filter).await {
             for c in list {
                 if let Some(id) = c.id {
                     self.remove_container(&id).await;
@@ -246,6 +228,20 @@ impl Runtime {
                     .await;
             }
         }
+    }
+
+    async fn containers_labelled(
+        &self,
+        filter: &HashMap<&str, Vec<String>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+        self.docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(filter)
+                    .build(),
+            ))
+            .await
     }
 
     async fn networks_labelled(
