@@ -74,7 +74,7 @@ impl Via<'_> {
 
 /// Runs every check until it passes or the deadline; returns the failures (name, last problem).
 pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(String, String)> {
-    let deadline = Instant::now() + timeout;
+    let deadline = protocol::duration::deadline_after(timeout);
     let mut failures = Vec::new();
     for check in checks {
         let url = via.target(&check.path);
@@ -99,7 +99,7 @@ pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(Stri
                     }
                 }
             };
-            if Instant::now() + delay > deadline {
+            if delay > deadline.saturating_duration_since(Instant::now()) {
                 break Err(problem);
             }
             tokio::time::sleep(delay).await;

@@ -50,17 +50,16 @@ pub async fn fetch(
         .context("the manifest has no config")?
         .to_owned();
     let image_config = client.blob(repo, &config_digest).await?;
-    let layers: Vec<(String, u64)> = value["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| {
-            Some((
-                l["digest"].as_str()?.to_owned(),
-                l["size"].as_u64().unwrap_or(0),
-            ))
-        })
-        .collect();
+    let mut layers: Vec<(String, u64)> = Vec::new();
+    for layer in value["layers"].as_array().into_iter().flatten() {
+        let digest = layer["digest"]
+            .as_str()
+            .context("the manifest has a layer without a digest")?;
+        layers.push((digest.to_owned(), layer["size"].as_u64().unwrap_or(0)));
+    }
+    for digest in std::iter::once(&config_digest).chain(layers.iter().map(|(d, _)| d)) {
+        hex_of(digest)?;
+    }
     let total: u64 = layers.iter().map(|(_, s)| s).sum();
     tracing::info!(
         "downloading {} layers ({}) of {}",
@@ -161,10 +160,12 @@ pub async fn fetch(
     }
 }
 
+/// The file name of a blob: its digest's hex, once the digest passed the spec's grammar (it
+/// comes from the registry, so it is hostile until checked: `sha256:../../x` is no name).
 fn hex_of(digest: &str) -> anyhow::Result<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .context("only sha256 digests are supported")
+    registry::reference::validate_digest(digest)
+        .map_err(|m| anyhow::anyhow!("the registry sent a bad digest: {m}"))?;
+    Ok(&digest["sha256:".len()..])
 }
 
 /// The manifest for `source.platform` when `top` is an index; `top` otherwise.

@@ -268,7 +268,7 @@ impl Github {
         body: Option<Value>,
         extra: Option<HeaderMap>,
     ) -> Result<Reply, GithubError> {
-        let deadline = Instant::now() + self.deadline;
+        let deadline = protocol::duration::deadline_after(self.deadline);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -310,17 +310,15 @@ impl Github {
                             .and_then(|v| v.parse::<u64>().ok())
                         {
                             Some(secs) => secs,
-                            None => {
-                                reply
-                                    .header("x-ratelimit-reset")
-                                    .and_then(|v| v.parse::<u64>().ok())
-                                    .unwrap_or(0)
-                                    .saturating_sub(now_epoch())
-                                    + 1
-                            }
+                            None => reply
+                                .header("x-ratelimit-reset")
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(0)
+                                .saturating_sub(now_epoch())
+                                .saturating_add(1),
                         };
                         let wait = Duration::from_secs(wait);
-                        if Instant::now() + wait > deadline {
+                        if wait > deadline.saturating_duration_since(Instant::now()) {
                             let until = reply
                                 .header("x-ratelimit-reset")
                                 .map(|r| {
@@ -347,7 +345,7 @@ impl Github {
             };
             let backoff = Duration::from_millis(500 * (1 << (attempt - 1).min(5)));
             let delay = wait.unwrap_or(backoff);
-            if Instant::now() + delay > deadline {
+            if delay > deadline.saturating_duration_since(Instant::now()) {
                 return Err(GithubError::Transient {
                     what: what.to_owned(),
                     message: format!("{reason}; gave up at the deadline"),

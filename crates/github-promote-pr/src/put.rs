@@ -276,7 +276,7 @@ async fn merge_when_green(
     method: MergeMethod,
     timeout: Duration,
 ) -> anyhow::Result<Pull> {
-    let deadline = Instant::now() + timeout;
+    let deadline = protocol::duration::deadline_after(timeout);
     let required = gh.required_checks(&config.base).await?;
     match &required {
         Some(list) => tracing::info!(
@@ -366,7 +366,7 @@ async fn merge_when_green(
                 };
             }
             Some(what) => {
-                if Instant::now() + delay > deadline {
+                if delay > deadline.saturating_duration_since(Instant::now()) {
                     bail!(
                         "#{number} not merged: timed out after {}s waiting for {what}",
                         timeout.as_secs()

@@ -98,6 +98,12 @@ impl TryFrom<Source> for Config {
                 "must be an http(s) URL, e.g. \"https://github.example.com/api/v3\"",
             ));
         }
+        if api_url.starts_with("http://") && !protocol::url::is_loopback_url(&api_url) {
+            return Err(FieldError::new(
+                "source.api_url",
+                "is plain http: the token would cross the network in cleartext; use https:// (plain http is allowed on loopback only)",
+            ));
+        }
         let app = s.app_id.is_some() || s.private_key.is_some() || s.installation_id.is_some();
         let auth = match (s.access_token, app) {
             (Some(_), true) => {
@@ -113,7 +119,7 @@ impl TryFrom<Source> for Config {
                         "is empty; set a token or use a GitHub App",
                     ));
                 }
-                Auth::Token(token)
+                Auth::Token(token.header_token("source.access_token")?)
             }
             (None, true) => {
                 let app_id = s

@@ -15,7 +15,7 @@ use protocol::duration::parse as parse_duration;
 use protocol::{Context, FieldError, Metadata, Response};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn inside(sources: &Path, relative: &str, field: &str) -> Result<PathBuf, FieldError> {
     if relative.is_empty() || relative.starts_with('/') || relative.split('/').any(|c| c == "..") {
@@ -315,7 +315,7 @@ pub async fn put(
     }
 
     if params.wait.unwrap_or(true) {
-        let deadline = Instant::now() + timeout;
+        let deadline = protocol::duration::deadline_after(timeout);
         let mut failures = Vec::new();
         for name in &touched {
             if let Err(why) = wait::wait(&cluster, &namespace, name, deadline).await {
@@ -336,7 +336,7 @@ pub async fn put(
                         }
                     }
                 }
-                let deadline = Instant::now() + timeout;
+                let deadline = protocol::duration::deadline_after(timeout);
                 for name in &restored {
                     if let Err(why) = wait::wait(&cluster, &namespace, name, deadline).await {
                         bail!(

@@ -22,6 +22,7 @@ mod parse;
 pub mod resource;
 pub mod secret;
 pub mod time;
+pub mod url;
 pub mod wire;
 
 pub use build_info::BuildMetadata;

@@ -23,6 +23,23 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// A token that goes into an HTTP header must be one line of visible characters: a CR, LF,
+    /// NUL or other control character would end the header (or make the HTTP library panic).
+    /// Surrounding whitespace, what a file or a YAML block scalar adds, is trimmed off.
+    pub fn header_token(&self, field: &str) -> Result<Secret, crate::FieldError> {
+        let trimmed = self.0.trim();
+        if trimmed.is_empty() {
+            return Err(crate::FieldError::new(field, "is empty; set the token"));
+        }
+        if trimmed.chars().any(|c| c.is_control()) {
+            return Err(crate::FieldError::new(
+                field,
+                "contains a line break or another control character; a token is one line (check how the credential was pasted)",
+            ));
+        }
+        Ok(Secret::new(trimmed))
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -42,6 +59,19 @@ impl<'de> Deserialize<'de> for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_tokens_are_one_line() {
+        let ok = Secret::new("  ghp_abc:+/=  \n")
+            .header_token("source.token")
+            .unwrap();
+        assert_eq!(ok.expose(), "ghp_abc:+/=");
+        for bad in ["a\nb", "a\rb", "a\0b", "a\u{7f}b", "", "  \n"] {
+            let e = Secret::new(bad).header_token("source.token").unwrap_err();
+            assert!(e.to_string().starts_with("source.token: "), "{e}");
+            assert!(!e.to_string().contains(bad.trim()) || bad.trim().is_empty());
+        }
+    }
 
     #[test]
     fn debug_never_shows_the_value() {

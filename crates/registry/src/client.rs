@@ -445,7 +445,7 @@ impl Client {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
-        let deadline = Instant::now() + self.options.retry_deadline;
+        let deadline = protocol::duration::deadline_after(self.options.retry_deadline);
         let mut attempt = 0u32;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -501,7 +501,7 @@ impl Client {
             .saturating_mul(1 << (attempt - 1).min(6))
             .min(Duration::from_secs(30));
         let delay = after.unwrap_or(backoff);
-        if Instant::now() + delay > deadline {
+        if delay > deadline.saturating_duration_since(Instant::now()) {
             return Err(if rate_limited {
                 RegistryError::RateLimited {
                     what: what.to_owned(),
@@ -529,7 +529,7 @@ impl Client {
         scope: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
-        let deadline = Instant::now() + self.options.retry_deadline;
+        let deadline = protocol::duration::deadline_after(self.options.retry_deadline);
         let mut attempt = 0u32;
         let mut renewed = false;
         loop {
@@ -570,6 +570,7 @@ impl Client {
     ) -> Result<Option<String>, RegistryError> {
         let url = self.url(repo, &format!("manifests/{reference}"));
         let what = format!("look up {}", display_ref(repo, reference));
+        checked_reference(&what, reference)?;
         let response = self
             .execute(&what, &scope(repo, "pull"), || {
                 self.http
@@ -596,6 +597,7 @@ impl Client {
     ) -> Result<Option<Manifest>, RegistryError> {
         let url = self.url(repo, &format!("manifests/{reference}"));
         let what = format!("get the manifest of {}", display_ref(repo, reference));
+        checked_reference(&what, reference)?;
         let response = self
             .execute(&what, &scope(repo, "pull"), || {
                 self.http
@@ -657,6 +659,7 @@ impl Client {
     ) -> Result<String, RegistryError> {
         let url = self.url(repo, &format!("manifests/{reference}"));
         let what = format!("put the manifest of {}", display_ref(repo, reference));
+        checked_reference(&what, reference)?;
         let digest = sha256_digest(&bytes);
         let response = self
             .execute(&what, &scope(repo, "pull,push"), || {
@@ -733,6 +736,7 @@ impl Client {
     ) -> Result<bool, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("look up blob {} in {repo}", short(digest));
+        checked_digest(&what, digest)?;
         let response = self
             .execute(&what, &scope(repo, "pull"), || self.http.head(&url))
             .await?;
@@ -751,6 +755,7 @@ impl Client {
     ) -> Result<reqwest::Response, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("download blob {} of {repo}", short(digest));
+        checked_digest(&what, digest)?;
         let response = self
             .execute(&what, &scope(repo, "pull"), || self.http.get(&url))
             .await?;
@@ -766,6 +771,7 @@ impl Client {
     pub async fn blob(&self, repo: &Repository, digest: &str) -> Result<Bytes, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("get blob {} of {repo}", short(digest));
+        checked_digest(&what, digest)?;
         let response = self
             .execute(&what, &scope(repo, "pull"), || self.http.get(&url))
             .await?;
@@ -799,6 +805,7 @@ impl Client {
     ) -> Result<Option<String>, RegistryError> {
         let url = self.url(repo, "blobs/uploads/");
         let what = format!("mount blob {} from {from} into {repo}", short(digest));
+        checked_digest(&what, digest)?;
         let scopes = format!("{} {}", scope(repo, "pull,push"), scope(from, "pull"));
         let response = self
             .execute(&what, &scopes, || {
@@ -839,6 +846,7 @@ impl Client {
         body: reqwest::Body,
     ) -> Result<(), RegistryError> {
         let what = format!("upload blob {} to {repo}", short(digest));
+        checked_digest(&what, digest)?;
         let auth = self.authorization(&scope(repo, "pull,push")).await?;
         let mut request = self
             .http
@@ -951,6 +959,31 @@ fn digest_header(headers: &HeaderMap) -> Option<String> {
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Refuses a digest that is not `sha256:` and 64 lowercase hex digits before it reaches a URL
+/// or a file name (digests come from manifests, i.e. from the registry: hostile data).
+pub(crate) fn checked_digest(what: &str, digest: &str) -> Result<(), RegistryError> {
+    crate::reference::validate_digest(digest).map_err(|m| RegistryError::Protocol {
+        what: what.to_owned(),
+        message: format!("the digest {:?} {m}", clip(digest)),
+    })
+}
+
+/// A manifest reference is a tag or a digest, each by the distribution spec's grammar.
+fn checked_reference(what: &str, reference: &str) -> Result<(), RegistryError> {
+    if reference.contains(':') {
+        return checked_digest(what, reference);
+    }
+    crate::reference::validate_tag(reference).map_err(|m| RegistryError::Protocol {
+        what: what.to_owned(),
+        message: format!("the tag {:?} {m}", clip(reference)),
+    })
+}
+
+/// At most 80 characters of remote text in a message.
+fn clip(s: &str) -> String {
+    s.chars().take(80).collect()
 }
 
 pub(crate) fn short(digest: &str) -> &str {

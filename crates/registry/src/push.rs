@@ -59,7 +59,7 @@ impl Client {
                 Some(session) => location = Some(session),
             }
         }
-        let deadline = Instant::now() + self.options().retry_deadline;
+        let deadline = protocol::duration::deadline_after(self.options().retry_deadline);
         let mut attempt = 0u32;
         loop {
             let session = match location.take() {
@@ -94,7 +94,7 @@ impl Client {
                             .saturating_mul(1 << (attempt - 1).min(6))
                             .min(Duration::from_secs(30))
                     });
-                    if Instant::now() + delay > deadline {
+                    if delay > deadline.saturating_duration_since(Instant::now()) {
                         return Err(e);
                     }
                     tracing::warn!(
@@ -120,10 +120,44 @@ impl Client {
         dest: &std::path::Path,
         label: &str,
     ) -> Result<(), RegistryError> {
-        use tokio::io::AsyncWriteExt as _;
         let what = format!("download blob {} of {repo}", short(digest));
-        let deadline = Instant::now() + self.options().retry_deadline;
+        crate::client::checked_digest(&what, digest)?;
+        // The content goes to a temporary name beside `dest` and takes its name only once its
+        // digest matched: a failed or hostile download never leaves a file under the real name.
+        let partial = {
+            let mut name = dest.file_name().unwrap_or_default().to_os_string();
+            name.push(".partial");
+            dest.with_file_name(name)
+        };
+        let result = self
+            .download_to(repo, digest, size, &partial, label, &what)
+            .await
+            .and_then(|()| {
+                std::fs::rename(&partial, dest).map_err(|e| RegistryError::Protocol {
+                    what: what.clone(),
+                    message: format!("rename into {}: {e}", dest.display()),
+                })
+            });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
+    }
+
+    async fn download_to(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        size: u64,
+        dest: &std::path::Path,
+        label: &str,
+        what: &str,
+    ) -> Result<(), RegistryError> {
+        use tokio::io::AsyncWriteExt as _;
+        let what = what.to_owned();
+        let deadline = protocol::duration::deadline_after(self.options().retry_deadline);
         let mut attempt = 0u32;
+        let mut mismatches = 0u32;
         loop {
             let response = self.get_blob_response(repo, digest).await?;
             let mut stream = response.bytes_stream();
@@ -174,9 +208,19 @@ impl Client {
                 if got == digest && (size == 0 || received == size) {
                     return Ok(());
                 }
-                failure = Some(format!(
+                let reason = format!(
                     "received {received} bytes with digest {got}, expected {size} bytes of {digest}"
-                ));
+                );
+                // A whole body with the wrong content is the registry's answer, not a cut
+                // connection: one more try, then it is permanent (no five minutes of retries).
+                mismatches += 1;
+                if mismatches >= 2 {
+                    return Err(RegistryError::Protocol {
+                        what,
+                        message: format!("{reason}, twice: the registry serves corrupt content"),
+                    });
+                }
+                failure = Some(reason);
             }
             attempt += 1;
             let reason = failure.unwrap_or_default();
@@ -185,7 +229,7 @@ impl Client {
                 .first_backoff
                 .saturating_mul(1 << (attempt - 1).min(6))
                 .min(Duration::from_secs(30));
-            if Instant::now() + delay > deadline {
+            if delay > deadline.saturating_duration_since(Instant::now()) {
                 return Err(RegistryError::Transient {
                     what,
                     message: format!("{reason}; gave up at the retry deadline"),
