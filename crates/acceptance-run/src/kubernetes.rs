@@ -59,6 +59,7 @@ impl From<kube::Error> for ClusterError {
 pub struct KubeJobs {
     jobs: Api<Job>,
     pods: Api<Pod>,
+    log_pods: Api<Pod>,
 }
 
 impl std::fmt::Debug for KubeJobs {
@@ -72,6 +73,9 @@ impl KubeJobs {
         Self {
             jobs: Api::namespaced(cluster.client.clone(), namespace),
             pods: Api::namespaced(cluster.client.clone(), namespace),
+            // A suite may print nothing for minutes: its log has no read timeout (the step's
+            // timeout bounds it).
+            log_pods: Api::namespaced(cluster.streaming.clone(), namespace),
         }
     }
 }
@@ -104,7 +108,7 @@ impl Jobs for KubeJobs {
             follow: true,
             ..LogParams::default()
         };
-        let reader = self.pods.log_stream(pod, &params).await?;
+        let reader = self.log_pods.log_stream(pod, &params).await?;
         Ok(reader
             .lines()
             .map(|l| l.map_err(|e| ClusterError::Other(format!("read the log: {e}"))))

@@ -21,6 +21,13 @@ pub enum Fault {
     Status { code: u16, retry_after: Option<u64> },
     /// Forward the head and this many body bytes, then close both connections.
     CutAfter(usize),
+    /// Accept the request and never answer or read another byte (a hung server; an upload
+    /// stalls once the socket buffers are full).
+    Silent,
+    /// Read and discard the whole request, forever, and never answer.
+    Swallow,
+    /// Pass through, both ways, at about this many bytes a second (slow but alive).
+    Throttle(usize),
 }
 
 /// A fault for the next `times` requests whose method and path match.
@@ -168,6 +175,25 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<St
         return;
     }
 
+    match &fault {
+        Some(Fault::Silent) => {
+            let _held = client;
+            std::future::pending::<()>().await;
+            return;
+        }
+        Some(Fault::Swallow) => {
+            let mut chunk = [0u8; 16 * 1024];
+            while let Ok(n) = client.read(&mut chunk).await {
+                if n == 0 {
+                    // The client closed its side; keep ours open, still silent.
+                    std::future::pending::<()>().await;
+                }
+            }
+            return;
+        }
+        _ => {}
+    }
+
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -209,6 +235,18 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<St
     }
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    if let Some(Fault::Throttle(rate)) = fault {
+        let upload = async {
+            throttled_copy(&mut client_read, &mut server_write, rate).await;
+            let _ = server_write.shutdown().await;
+        };
+        let download = async {
+            throttled_copy(&mut server_read, &mut client_write, rate).await;
+            let _ = client_write.shutdown().await;
+        };
+        tokio::join!(upload, download);
+        return;
+    }
     let upload = async {
         let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
         let _ = server_write.shutdown().await;
@@ -218,4 +256,25 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<St
         let _ = client_write.shutdown().await;
     };
     tokio::join!(upload, download);
+}
+
+/// Copies at about `rate` bytes a second, in tenth-of-a-second slices.
+async fn throttled_copy(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    rate: usize,
+) {
+    let slice = (rate / 10).max(1);
+    let mut chunk = vec![0u8; slice];
+    loop {
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
 }

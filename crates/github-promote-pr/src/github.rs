@@ -169,14 +169,23 @@ fn fingerprint(token: &Secret) -> String {
     d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How long GitHub may keep one request waiting for its answer.
+pub const SILENT: Duration = Duration::from_secs(30);
+
 impl Github {
     /// Connects: with a token, or by minting a GitHub App installation token (one request).
     pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<Self> {
         httpc::install_crypto_provider();
         let builder = || -> anyhow::Result<octocrab::OctocrabBuilder<_, _, _, _>> {
-            octocrab::Octocrab::builder()
+            // A silent server fails a request after `silent` (no single request waits longer
+            // than the whole deadline); `call` retries it as transient under the deadline.
+            let silent = Some(SILENT.min(deadline));
+            Ok(octocrab::Octocrab::builder()
                 .base_uri(config.api_url.as_str())
-                .map_err(|e| anyhow::anyhow!("source.api_url: {e}"))
+                .map_err(|e| anyhow::anyhow!("source.api_url: {e}"))?
+                .set_connect_timeout(Some(Duration::from_secs(10).min(deadline)))
+                .set_read_timeout(silent)
+                .set_write_timeout(silent))
         };
         let (token, minted) = match &config.auth {
             Auth::Token(t) => (t.clone(), false),
@@ -274,18 +283,23 @@ impl Github {
             attempt += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("{method} {path}");
-            let sent = match method.as_str() {
-                "GET" => self.octo._get_with_headers(path, extra.clone()).await,
-                "POST" => self.octo._post(path, body.as_ref()).await,
-                "PATCH" => self.octo._patch(path, body.as_ref()).await,
-                "PUT" => self.octo._put(path, body.as_ref()).await,
-                other => {
-                    return Err(GithubError::Other {
-                        what: what.to_owned(),
-                        status: 0,
-                        message: format!("unsupported method {other}"),
-                    });
+            let send = async {
+                match method.as_str() {
+                    "GET" => Some(self.octo._get_with_headers(path, extra.clone()).await),
+                    "POST" => Some(self.octo._post(path, body.as_ref()).await),
+                    "PATCH" => Some(self.octo._patch(path, body.as_ref()).await),
+                    "PUT" => Some(self.octo._put(path, body.as_ref()).await),
+                    _ => None,
                 }
+            };
+            let Some(sent) =
+                protocol::log::patiently(&format!("GitHub to answer {method} {path}"), send).await
+            else {
+                return Err(GithubError::Other {
+                    what: what.to_owned(),
+                    status: 0,
+                    message: format!("unsupported method {method}"),
+                });
             };
             let (wait, reason) = match sent {
                 Err(e) => (

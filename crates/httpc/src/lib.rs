@@ -17,6 +17,12 @@ pub struct Options {
     pub ca_certs: Vec<String>,
     /// Connect timeout; whole-request deadlines are the caller's (uploads can be long).
     pub connect_timeout: Duration,
+    /// How long a response may keep us waiting: for its headers (reqwest counts from the
+    /// request's start) and then between two chunks of its body. A server that accepts the
+    /// connection and never answers fails the request after this, as a transient fault the
+    /// caller retries. `None` for a client whose requests carry large bodies (a blob upload's
+    /// PUT answers only after the whole body): those callers bound progress themselves.
+    pub read_timeout: Option<Duration>,
 }
 
 impl Options {
@@ -25,9 +31,13 @@ impl Options {
             user_agent: user_agent.into(),
             ca_certs: Vec::new(),
             connect_timeout: Duration::from_secs(15),
+            read_timeout: Some(READ_TIMEOUT),
         }
     }
 }
+
+/// The default bound on a silent server (see [`Options::read_timeout`]).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Installs `ring` as the process's rustls provider (idempotent).
 pub fn install_crypto_provider() {
@@ -49,12 +59,14 @@ pub fn client(options: &Options) -> anyhow::Result<reqwest::Client> {
         }
         extra.extend(certs);
     }
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(&options.user_agent)
         .connect_timeout(options.connect_timeout)
-        .tls_certs_merge(extra)
-        .build()
-        .context("set up the HTTP client")
+        .tls_certs_merge(extra);
+    if let Some(t) = options.read_timeout {
+        builder = builder.read_timeout(t);
+    }
+    builder.build().context("set up the HTTP client")
 }
 
 #[cfg(test)]

@@ -137,7 +137,9 @@ pub async fn wait(
         if remaining.is_zero() {
             return Err(format!("{name}: timed out; last seen: {last_line}"));
         }
-        let secs = remaining.as_secs().clamp(1, 290) as u32;
+        let secs = (remaining
+            .as_secs()
+            .clamp(1, u64::from(kube_access::WATCH_SECONDS))) as u32;
         let deployments = api
             .watch(
                 &WatchParams::default()

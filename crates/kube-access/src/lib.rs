@@ -63,12 +63,7 @@ impl Access {
                 context: s.context,
             },
             (None, Some(server), token, google) => {
-                if !server.starts_with("https://") && !server.starts_with("http://") {
-                    return Err(FieldError::new(
-                        "source.server",
-                        "must be the API server's URL, e.g. \"https://203.0.113.10\"",
-                    ));
-                }
+                check_server(&server)?;
                 if s.context.is_some() {
                     return Err(FieldError::new(
                         "source.context",
@@ -84,7 +79,7 @@ impl Access {
                     }
                     (Some(token), None) => Access::Token {
                         server,
-                        token,
+                        token: token.header_token("source.token")?,
                         ca: s.certificate_authority,
                     },
                     (None, Some(key)) => Access::Google {
@@ -114,9 +109,21 @@ impl Access {
 /// A connected client and the server it talks to.
 #[derive(Clone)]
 pub struct Cluster {
+    /// For every call that answers promptly: a silent server fails it after [`READ_TIMEOUT`].
     pub client: kube::Client,
+    /// For a followed log, which may rightly stay quiet for longer (a suite thinking): no read
+    /// timeout; the caller bounds the whole stream with its own deadline.
+    pub streaming: kube::Client,
     pub server: String,
 }
+
+/// How long the API server may keep one request waiting for its answer (or a watch without an
+/// event: watches ask the server to end them sooner, [`WATCH_SECONDS`]).
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The `timeoutSeconds` of every watch: under [`READ_TIMEOUT`], so a quiet watch is ended by the
+/// server (and reopened) before the client would take it for a dead one.
+pub const WATCH_SECONDS: u32 = 50;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,36 +131,126 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn kubeconfig_for(server: &str, token: &Secret, ca: Option<&str>) -> Secret {
+/// A kubeconfig for `server` with `token`, built as data: no field can inject YAML.
+fn kubeconfig_for(server: &str, token: &Secret, ca: Option<&str>) -> Kubeconfig {
     use base64::Engine as _;
-    let ca = ca
-        .map(|pem| {
-            format!(
-                "    certificate-authority-data: {}\n",
-                base64::engine::general_purpose::STANDARD.encode(pem)
-            )
-        })
-        .unwrap_or_default();
-    Secret::new(format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{ca}users:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-        token.expose()
-    ))
+    use kube::config::{
+        AuthInfo, Cluster as KubeCluster, Context, NamedAuthInfo, NamedCluster, NamedContext,
+    };
+    Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: "c".into(),
+            cluster: Some(KubeCluster {
+                server: Some(server.to_owned()),
+                certificate_authority_data: ca
+                    .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
+                ..KubeCluster::default()
+            }),
+            other: Default::default(),
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: "u".into(),
+            auth_info: Some(AuthInfo {
+                token: Some(token.expose().to_owned().into()),
+                ..AuthInfo::default()
+            }),
+            other: Default::default(),
+        }],
+        contexts: vec![NamedContext {
+            name: "c".into(),
+            context: Some(Context {
+                cluster: "c".into(),
+                user: Some("u".into()),
+                ..Context::default()
+            }),
+            other: Default::default(),
+        }],
+        current_context: Some("c".into()),
+        ..Kubeconfig::default()
+    }
+}
+
+/// `source.server`: an http(s) URL with a host and nothing that does not belong in one;
+/// plain http only to this machine (the token would cross the network in cleartext).
+fn check_server(server: &str) -> Result<(), FieldError> {
+    let parsed = server.parse::<http::Uri>();
+    let ok = server
+        .chars()
+        .all(|c| !c.is_control() && !c.is_whitespace())
+        && parsed
+            .as_ref()
+            .is_ok_and(|u| u.host().is_some() && matches!(u.scheme_str(), Some("http" | "https")));
+    if !ok {
+        return Err(FieldError::new(
+            "source.server",
+            "must be the API server's URL, e.g. \"https://203.0.113.10\"",
+        ));
+    }
+    if server.starts_with("http://") && !protocol::url::is_loopback_url(server) {
+        return Err(FieldError::new(
+            "source.server",
+            "is plain http: the token would cross the network in cleartext; use https:// (plain http is allowed on loopback only)",
+        ));
+    }
+    Ok(())
+}
+
+/// A kubeconfig's users' tokens go into a header: one line each.
+fn check_kubeconfig_tokens(kubeconfig: &Kubeconfig) -> Result<(), FieldError> {
+    use secrecy::ExposeSecret as _;
+    for user in &kubeconfig.auth_infos {
+        let Some(info) = &user.auth_info else {
+            continue;
+        };
+        if let Some(token) = &info.token
+            && token.expose_secret().trim().chars().any(char::is_control)
+        {
+            return Err(FieldError::new(
+                "source.kubeconfig",
+                format!(
+                    "the token of user \"{}\" contains a line break or another control character; a token is one line",
+                    user.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Cluster {
     /// Connects; `user_agent` names the resource in the Google token request.
     pub async fn connect(access: &Access, user_agent: &str) -> anyhow::Result<Self> {
+        Self::connect_with(access, user_agent, READ_TIMEOUT).await
+    }
+
+    /// [`Cluster::connect`] with another bound on a silent server (tests use a short one).
+    pub async fn connect_with(
+        access: &Access,
+        user_agent: &str,
+        read_timeout: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         httpc::install_crypto_provider();
-        let (yaml, context, field) = match access {
+        let (kubeconfig, context, field) = match access {
             Access::Kubeconfig { yaml, context } => {
-                (yaml.clone(), context.clone(), "source.kubeconfig")
+                let kubeconfig = Kubeconfig::from_yaml(yaml.expose()).map_err(|_| {
+                    FieldError::new(
+                        "source.kubeconfig",
+                        "is not a kubeconfig (YAML with clusters, users and contexts)",
+                    )
+                })?;
+                check_kubeconfig_tokens(&kubeconfig)?;
+                (kubeconfig, context.clone(), "source.kubeconfig")
             }
-            Access::Token { server, token, ca } => (
-                kubeconfig_for(server, token, ca.as_deref()),
-                None,
-                "source.certificate_authority",
-            ),
+            Access::Token { server, token, ca } => {
+                check_server(server)?;
+                (
+                    kubeconfig_for(server, token, ca.as_deref()),
+                    None,
+                    "source.certificate_authority",
+                )
+            }
             Access::Google { server, key, ca } => {
+                check_server(server)?;
                 let key = google_auth::ServiceAccountKey::parse(key)
                     .map_err(|e| FieldError::new("source.google_credentials", e.to_string()))?;
                 let http = httpc::client(&httpc::Options::new(user_agent))?;
@@ -161,6 +258,7 @@ impl Cluster {
                     .token()
                     .await
                     .map_err(|e| anyhow::anyhow!("source.google_credentials: {e}"))?;
+                let token = token.header_token("source.google_credentials")?;
                 (
                     kubeconfig_for(server, &token, ca.as_deref()),
                     None,
@@ -168,12 +266,6 @@ impl Cluster {
                 )
             }
         };
-        let kubeconfig = Kubeconfig::from_yaml(yaml.expose()).map_err(|_| {
-            FieldError::new(
-                "source.kubeconfig",
-                "is not a kubeconfig (YAML with clusters, users and contexts)",
-            )
-        })?;
         if let Some(name) = &context
             && !kubeconfig.contexts.iter().any(|c| &c.name == name)
         {
@@ -204,11 +296,31 @@ impl Cluster {
                     format!("cannot be used: {}", one_line(&e.to_string())),
                 )
             })?;
-        kc.read_timeout = None; // watches stay open; our own deadlines bound every wait
+        let url = kc.cluster_url.to_string();
+        if kc.cluster_url.scheme_str() == Some("http") && !protocol::url::is_loopback_url(&url) {
+            return Err(FieldError::new(
+                "source.kubeconfig",
+                "the cluster's server is plain http: credentials would cross the network in cleartext; use https:// (plain http is allowed on loopback only)",
+            )
+            .into());
+        }
         kc.connect_timeout = Some(std::time::Duration::from_secs(10));
+        kc.write_timeout = Some(read_timeout);
+        // The read timeout counts from the request's last write, not from when a pooled
+        // connection went idle.
+        kc.reset_reader_on_write = true;
+        let mut streaming = kc.clone();
+        kc.read_timeout = Some(read_timeout);
+        streaming.read_timeout = None;
         let server = kc.cluster_url.to_string();
         let client = kube::Client::try_from(kc).context("set up the Kubernetes client")?;
-        Ok(Self { client, server })
+        let streaming =
+            kube::Client::try_from(streaming).context("set up the Kubernetes client")?;
+        Ok(Self {
+            client,
+            streaming,
+            server,
+        })
     }
 }
 

@@ -154,6 +154,24 @@ pub fn subscriber(stderr: SharedWriter, debug: bool) -> impl Subscriber + Send +
     tracing_subscriber::registry().with(layer)
 }
 
+/// Runs `fut`, saying on stderr what it waits for when it takes long: a first line after 5 s,
+/// then one every 15 s (`still waiting for the registry to answer GET ... (20s)`), so a build
+/// log never sits silent on a slow or silent server.
+pub async fn patiently<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    let started = tokio::time::Instant::now();
+    let mut next = std::time::Duration::from_secs(5);
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            () = tokio::time::sleep_until(started + next) => {
+                tracing::info!("still waiting for {what} ({}s)", next.as_secs());
+                next += std::time::Duration::from_secs(15);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

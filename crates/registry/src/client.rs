@@ -146,6 +146,10 @@ pub struct Options {
     pub retry_deadline: Duration,
     /// First backoff delay (doubles each retry, capped at 30 s).
     pub first_backoff: Duration,
+    /// How long a silent registry may keep one request waiting (for its answer, between two
+    /// chunks of a download, or without taking any byte of an upload) before the attempt
+    /// counts as a transient fault and is retried under `retry_deadline`.
+    pub read_timeout: Duration,
     pub user_agent: String,
 }
 
@@ -156,6 +160,7 @@ impl Default for Options {
             ca_certs: Vec::new(),
             retry_deadline: Duration::from_secs(300),
             first_backoff: Duration::from_millis(500),
+            read_timeout: httpc::READ_TIMEOUT,
             user_agent: concat!("concourse-resources/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -196,6 +201,9 @@ pub struct TagList {
 /// A client for one registry host.
 pub struct Client {
     http: reqwest::Client,
+    /// For blob uploads: no read timeout (the PUT answers after the whole body); their
+    /// progress is watched instead (`finish_upload`).
+    upload_http: reqwest::Client,
     base: String,
     credentials: Credentials,
     options: Options,
@@ -269,10 +277,15 @@ impl Client {
     pub fn new(host: &str, credentials: Credentials, options: Options) -> anyhow::Result<Self> {
         let mut http_options = httpc::Options::new(options.user_agent.clone());
         http_options.ca_certs = options.ca_certs.clone();
+        // No single request waits longer than the whole operation may take.
+        http_options.read_timeout = Some(options.read_timeout.min(options.retry_deadline));
         let http = httpc::client(&http_options)?;
+        http_options.read_timeout = None;
+        let upload_http = httpc::client(&http_options)?;
         let scheme = if options.insecure { "http" } else { "https" };
         Ok(Self {
             http,
+            upload_http,
             base: format!("{scheme}://{host}"),
             credentials,
             options,
@@ -449,8 +462,10 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent =
+                protocol::log::patiently(&format!("the registry ({what})"), build().send()).await;
             if let Some(response) = self
-                .settle(what, classify(build().send().await), &mut attempt, deadline)
+                .settle(what, classify(sent), &mut attempt, deadline)
                 .await?
             {
                 return Ok(response);
@@ -540,7 +555,9 @@ impl Client {
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("{what}");
-            match classify(request.send().await) {
+            match classify(
+                protocol::log::patiently(&format!("the registry ({what})"), request.send()).await,
+            ) {
                 Attempt::Done(response)
                     if response.status() == StatusCode::UNAUTHORIZED
                         && auth.is_some()
@@ -844,12 +861,13 @@ impl Client {
         digest: &str,
         size: u64,
         body: reqwest::Body,
+        progress: &crate::push::Progress,
     ) -> Result<(), RegistryError> {
         let what = format!("upload blob {} to {repo}", short(digest));
         checked_digest(&what, digest)?;
         let auth = self.authorization(&scope(repo, "pull,push")).await?;
         let mut request = self
-            .http
+            .upload_http
             .request(Method::PUT, location)
             .query(&[("digest", digest)])
             .header(CONTENT_TYPE, "application/octet-stream")
@@ -859,10 +877,17 @@ impl Client {
             request = request.header(AUTHORIZATION, auth.expose());
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request.send().await.map_err(|e| RegistryError::Transient {
-            what: what.clone(),
-            message: error_chain(&e),
-        })?;
+        let response = progress
+            .watch(request.send(), self.options.read_timeout)
+            .await
+            .map_err(|message| RegistryError::Transient {
+                what: what.clone(),
+                message,
+            })?
+            .map_err(|e| RegistryError::Transient {
+                what: what.clone(),
+                message: error_chain(&e),
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -66,10 +66,11 @@ impl Client {
                 Some(l) => l,
                 None => self.start_upload(repo).await?,
             };
-            let body = body(blob, label).await?;
+            let progress = Progress::default();
+            let body = body(blob, label, &progress).await?;
             let started = Instant::now();
             match self
-                .finish_upload(repo, &session, &blob.digest, blob.size, body)
+                .finish_upload(repo, &session, &blob.digest, blob.size, body, &progress)
                 .await
             {
                 Ok(()) => {
@@ -245,7 +246,84 @@ impl Client {
 }
 
 /// A streaming body over the blob's byte range, logging progress at most once a second.
-async fn body(blob: &Blob, label: &str) -> Result<reqwest::Body, RegistryError> {
+/// How far an upload's body got: when it started, when it last handed a chunk to the
+/// connection, and whether that was the last one. The PUT's own future says nothing until the
+/// registry answers.
+#[derive(Debug, Clone)]
+pub struct Progress(std::sync::Arc<std::sync::Mutex<ProgressState>>);
+
+#[derive(Debug)]
+struct ProgressState {
+    started: Instant,
+    last: Instant,
+    finished: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self(std::sync::Arc::new(std::sync::Mutex::new(ProgressState {
+            started: now,
+            last: now,
+            finished: false,
+        })))
+    }
+}
+
+impl Progress {
+    fn moved(&self, finished: bool) {
+        let mut p = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.last = Instant::now();
+        p.finished = finished;
+    }
+
+    /// Runs `send`, failing when the body stops moving for `stall`, or when the registry has
+    /// been handed the whole body and stays silent too long: a slow but moving upload is never
+    /// cut. "Handed" is not "received": the socket buffers can hold megabytes still to cross a
+    /// slow link, so after the last chunk the registry gets `stall` plus as long again as the
+    /// body took to hand over.
+    pub(crate) async fn watch<F: std::future::Future>(
+        &self,
+        send: F,
+        stall: Duration,
+    ) -> Result<F::Output, String> {
+        let tick = (stall / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                out = &mut send => return Ok(out),
+                () = tokio::time::sleep(tick) => {
+                    let p = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let idle = p.last.elapsed();
+                    if p.finished {
+                        let allowed = stall + (p.last - p.started);
+                        if idle >= allowed {
+                            return Err(format!(
+                                "the registry was sent the whole blob but did not answer within {:.1}s",
+                                allowed.as_secs_f64()
+                            ));
+                        }
+                    } else if idle >= stall {
+                        return Err(format!(
+                            "the upload made no progress for {:.1}s (the registry stopped reading)",
+                            stall.as_secs_f64()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn body(
+    blob: &Blob,
+    label: &str,
+    progress: &Progress,
+) -> Result<reqwest::Body, RegistryError> {
+    let progress = progress.clone();
     let what = || {
         format!(
             "read blob {} from {}",
@@ -276,6 +354,7 @@ async fn body(blob: &Blob, label: &str) -> Result<reqwest::Body, RegistryError> 
         tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map(move |chunk| {
             if let Ok(bytes) = &chunk {
                 sent += bytes.len() as u64;
+                progress.moved(sent >= total);
                 if last_log.elapsed() >= Duration::from_secs(1) && sent < total {
                     last_log = Instant::now();
                     let rate = sent as f64 / started.elapsed().as_secs_f64().max(0.001);

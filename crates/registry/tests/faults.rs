@@ -249,3 +249,126 @@ fn a_fault_that_never_ends_gives_up_at_the_deadline_with_the_cause() {
         s.proxy.fired()
     );
 }
+
+fn quick_client(s: &Setup, read_timeout: Duration, deadline: Duration) -> Client {
+    Client::new(
+        &s.repo.host,
+        Credentials::Anonymous,
+        Options {
+            insecure: true,
+            retry_deadline: deadline,
+            first_backoff: Duration::from_millis(20),
+            read_timeout,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_registry_that_never_answers_is_given_up_on_at_the_deadline() {
+    let s = setup(vec![Rule {
+        method: "HEAD",
+        path_contains: "/manifests/",
+        times: 1000,
+        fault: Fault::Silent,
+    }]);
+    let c = quick_client(&s, Duration::from_millis(300), Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let (result, log) = with_log(|| rt().block_on(c.manifest_digest(&s.repo, "1.0")));
+    let err = result.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("gave up at the retry deadline"), "{err}");
+    assert!(
+        log.contains("retry 1 in"),
+        "each silent attempt is said: {log}"
+    );
+}
+
+#[test]
+fn an_upload_the_registry_stops_reading_is_retried_then_given_up() {
+    let s = setup(vec![Rule {
+        method: "PUT",
+        path_contains: "/blobs/uploads/",
+        times: 1000,
+        fault: Fault::Silent,
+    }]);
+    let c = quick_client(&s, Duration::from_millis(500), Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let (result, log) = with_log(|| rt().block_on(c.push_blob(&s.repo, &s.blobs[0], None, "app")));
+    let err = result.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("made no progress") || err.contains("did not answer"),
+        "{err}"
+    );
+    assert!(log.contains("starting the upload again"), "{log}");
+}
+
+#[test]
+fn an_upload_the_registry_swallows_without_answering_is_given_up() {
+    let s = setup(vec![Rule {
+        method: "PUT",
+        path_contains: "/blobs/uploads/",
+        times: 1000,
+        fault: Fault::Swallow,
+    }]);
+    let c = quick_client(&s, Duration::from_millis(500), Duration::from_secs(2));
+    let result = rt().block_on(c.push_blob(&s.repo, &s.blobs[0], None, "app"));
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("did not answer"), "{err}");
+    assert!(!err.contains("made no progress"), "{err}");
+}
+
+#[test]
+fn a_slow_but_moving_upload_and_download_are_not_cut() {
+    // 24 MB up and down at about 8 MB/s (more than the loopback socket buffers hold) take
+    // about 3 s each; the silence bound is 0.5 s.
+    let s = setup(vec![
+        Rule {
+            method: "PUT",
+            path_contains: "/blobs/uploads/",
+            times: 1,
+            fault: Fault::Throttle(8_000_000),
+        },
+        Rule {
+            method: "GET",
+            path_contains: "/blobs/",
+            times: 1,
+            fault: Fault::Throttle(8_000_000),
+        },
+    ]);
+    let c = quick_client(&s, Duration::from_millis(500), Duration::from_secs(30));
+    let big: Vec<u8> = (0..24_000_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    let path = s._dir.path().join("big");
+    std::fs::write(&path, &big).unwrap();
+    let blob = Blob {
+        digest: sha256_digest(&big),
+        size: big.len() as u64,
+        path,
+        offset: 0,
+    };
+    let started = std::time::Instant::now();
+    let (pushed, log) = with_log(|| rt().block_on(c.push_blob(&s.repo, &blob, None, "app")));
+    assert_eq!(pushed.unwrap(), Pushed::Uploaded);
+    assert!(!log.contains("again"), "not retried: {log}");
+    assert!(
+        started.elapsed() > Duration::from_millis(1200),
+        "throttled: {:?}",
+        started.elapsed()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob");
+    rt().block_on(c.download_blob(&s.repo, &blob.digest, blob.size, &dest, "blob"))
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), big);
+    assert_eq!(s.proxy.fired().len(), 2, "{:?}", s.proxy.fired());
+}
