@@ -190,6 +190,13 @@ impl Resource for AcceptanceRun {
         version: Option<Version>,
         _ctx: &Context,
     ) -> anyhow::Result<Vec<Version>> {
+        // The same source serves every step: a bad cluster field is said at the first check,
+        // not at the first put.
+        source.cluster()?;
+        if let Some(v) = &version {
+            registry::reference::validate_digest(&v.digest)
+                .map_err(|m| FieldError::new("version.digest", m))?;
+        }
         let store = store::Store::new(source)?;
         store.check(version).await
     }
@@ -202,6 +209,9 @@ impl Resource for AcceptanceRun {
         dest: &Path,
         _ctx: &Context,
     ) -> anyhow::Result<Response<Version>> {
+        source.cluster()?;
+        registry::reference::validate_digest(&version.digest)
+            .map_err(|m| FieldError::new("version.digest", m))?;
         let store = store::Store::new(source)?;
         store.get(version, dest).await
     }
@@ -259,17 +269,4 @@ impl Resource for AcceptanceRun {
     }
 }
 
-/// Shared by the steps: a path inside the build directory.
-pub fn inside(
-    sources: &Path,
-    relative: &str,
-    field: &str,
-) -> Result<std::path::PathBuf, FieldError> {
-    if relative.is_empty() || relative.starts_with('/') || relative.split('/').any(|c| c == "..") {
-        return Err(FieldError::new(
-            field,
-            "must be a path inside the build's directory",
-        ));
-    }
-    Ok(sources.join(relative))
-}
+pub use protocol::paths::inside;

@@ -38,6 +38,35 @@ pub enum Via<'a> {
     },
 }
 
+/// A check's `path`: an absolute path (and query) on the gateway. Joined to the gateway's URL
+/// by its path, never by pasting strings: `@evil.example/x` or `//evil.example/x` would
+/// change the host.
+pub fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(
+            "must be a path on the gateway starting with a single /, e.g. \"/api-gateway/health\"",
+        );
+    }
+    if path
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || c == '#' || c == '\\')
+    {
+        return Err("must be a path without spaces, control characters, # or \\");
+    }
+    Ok(())
+}
+
+/// `gateway` + `path`, refused unless the result has the gateway's scheme, host and port.
+fn join(gateway: &str, path: &str) -> Result<String, String> {
+    let base = reqwest::Url::parse(gateway).map_err(|e| format!("the gateway URL: {e}"))?;
+    let joined = reqwest::Url::parse(&format!("{}{path}", gateway.trim_end_matches('/')))
+        .map_err(|e| format!("{path}: {e}"))?;
+    if joined.origin() != base.origin() {
+        return Err(format!("{path} would leave the gateway's host"));
+    }
+    Ok(joined.to_string())
+}
+
 impl Via<'_> {
     /// What a check hits, for messages.
     fn target(&self, path: &str) -> String {
@@ -52,8 +81,10 @@ impl Via<'_> {
 
     async fn get(&self, path: &str) -> Result<(u16, String), String> {
         match self {
-            Via::Http { client, .. } => {
-                let url = self.target(path);
+            Via::Http {
+                client, gateway, ..
+            } => {
+                let url = join(gateway, path)?;
                 let r = client
                     .get(&url)
                     .timeout(Duration::from_secs(10))
@@ -81,9 +112,17 @@ pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(Stri
         let want = check.expect_status.unwrap_or(200);
         let mut delay = Duration::from_millis(200);
         let mut attempts = 0;
+        let mut last_said = Instant::now();
+        let mut last_problem = String::new();
         let outcome = loop {
             attempts += 1;
             let problem = match via.get(&check.path).await {
+                Err(e) if e.contains("certificate") || e.contains("UnknownIssuer") => {
+                    // Retrying cannot make the worker trust a certificate.
+                    break Err(format!(
+                        "cannot reach {url}: {e}; the gateway's TLS certificate is not trusted by this worker"
+                    ));
+                }
                 Err(e) => format!("cannot reach {url}: {e}"),
                 Ok((status, body)) => {
                     if status != want {
@@ -99,10 +138,21 @@ pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(Stri
                     }
                 }
             };
-            if delay > deadline.saturating_duration_since(Instant::now()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 break Err(problem);
             }
-            tokio::time::sleep(delay).await;
+            // Each failed try is said, at most every 5 s unless the problem changed.
+            if problem != last_problem || last_said.elapsed() >= Duration::from_secs(5) {
+                tracing::info!(
+                    "smoke {}: attempt {attempts}: {problem}; retrying for up to {}",
+                    check.name,
+                    protocol::duration::format(Duration::from_secs(left.as_secs()))
+                );
+                last_said = Instant::now();
+                last_problem = problem;
+            }
+            tokio::time::sleep(delay.min(left)).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         };
         match outcome {

@@ -20,6 +20,29 @@ const DEFAULT_COMMAND: &[&str] = &[
     "--strict",
 ];
 
+/// `params.image`: a gcr-image get directory's `image-ref`, or an image reference as given.
+fn image_ref(sources: &Path, image: &str) -> Result<String, FieldError> {
+    let field = "params.image";
+    let dir = sources.join(image);
+    if !dir.exists() {
+        return Ok(image.to_owned());
+    }
+    let dir = inside(sources, image, field)?;
+    if !dir.is_dir() {
+        return Ok(image.to_owned());
+    }
+    let file = dir.join("image-ref");
+    protocol::paths::stays_inside(sources, &file, field)?;
+    std::fs::read_to_string(&file)
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| {
+            FieldError::new(
+                field,
+                format!("{image} has no image-ref file; give a gcr-image get directory or an image reference"),
+            )
+        })
+}
+
 /// Everything the run needs, read and validated before anything starts.
 #[derive(Debug)]
 pub struct Plan {
@@ -73,12 +96,13 @@ impl Plan {
             }
             (Some(n), None) => Some(n.clone()),
             (None, Some(f)) => Some(
-                std::fs::read_to_string(inside(sources, f, "params.namespace_file")?)
-                    .map_err(|e| {
-                        FieldError::new("params.namespace_file", format!("cannot read {f}: {e}"))
-                    })?
-                    .trim()
-                    .to_owned(),
+                protocol::paths::read_text(
+                    sources,
+                    &inside(sources, f, "params.namespace_file")?,
+                    "params.namespace_file",
+                )?
+                .trim()
+                .to_owned(),
             ),
             (None, None) => None,
         };
@@ -132,15 +156,17 @@ impl Plan {
             }
         }
         let image = match (p.runner, &p.image) {
-            (crate::Runner::Docker | crate::Runner::Kubernetes, None) => return Err(FieldError::missing("params.image", "acceptance-tests-dev (a gcr-image get directory) or an image reference").into()),
-            (crate::Runner::Local, Some(_)) => return Err(FieldError::new("params.image", "goes with runner: docker").into()),
-            (_, Some(i)) => Some(match inside(sources, i, "params.image") {
-                Ok(dir) if dir.is_dir() => std::fs::read_to_string(dir.join("image-ref"))
-                    .map_err(|_| FieldError::new("params.image", format!("{i} has no image-ref file; give a gcr-image get directory or an image reference")))?
-                    .trim()
-                    .to_owned(),
-                _ => i.clone(),
-            }),
+            (crate::Runner::Docker | crate::Runner::Kubernetes, None) => {
+                return Err(FieldError::missing(
+                    "params.image",
+                    "acceptance-tests-dev (a gcr-image get directory) or an image reference",
+                )
+                .into());
+            }
+            (crate::Runner::Local, Some(_)) => {
+                return Err(FieldError::new("params.image", "goes with runner: docker").into());
+            }
+            (_, Some(i)) => Some(image_ref(sources, i)?),
             (_, None) => None,
         };
         if p.network.is_some() && p.runner != crate::Runner::Docker {
@@ -167,14 +193,13 @@ impl Plan {
                 format!("http://{}", p.gateway_service.as_deref().unwrap_or(""))
             }
             (Some(u), None) => u.clone(),
-            (None, Some(f)) => {
-                std::fs::read_to_string(inside(sources, f, "params.gateway_url_file")?)
-                    .map_err(|e| {
-                        FieldError::new("params.gateway_url_file", format!("cannot read {f}: {e}"))
-                    })?
-                    .trim()
-                    .to_owned()
-            }
+            (None, Some(f)) => protocol::paths::read_text(
+                sources,
+                &inside(sources, f, "params.gateway_url_file")?,
+                "params.gateway_url_file",
+            )?
+            .trim()
+            .to_owned(),
             (None, None) => {
                 return Err(FieldError::missing(
                     "params.gateway_url",
@@ -190,15 +215,28 @@ impl Plan {
             )
             .into());
         }
-        let duration =
-            |v: &Option<String>, field: &str, default: u64| -> Result<Duration, FieldError> {
-                match v {
-                    Some(t) => parse_duration(t).ok_or_else(|| {
-                        FieldError::new(field, "must be a duration like \"2m\", \"90s\"")
-                    }),
-                    None => Ok(Duration::from_secs(default)),
-                }
-            };
+        // Bounded: a smoke check that has not answered in an hour will not, and a suite of
+        // more than a day is a mistake in the pipeline, not a plan.
+        let duration = |v: &Option<String>,
+                        field: &str,
+                        default: u64,
+                        max: Duration|
+         -> Result<Duration, FieldError> {
+            match v {
+                Some(t) => match parse_duration(t) {
+                    Some(d) if d <= max => Ok(d),
+                    Some(_) => Err(FieldError::new(
+                        field,
+                        format!("must be at most {}", protocol::duration::format(max)),
+                    )),
+                    None => Err(FieldError::new(
+                        field,
+                        "must be a duration like \"2m\", \"90s\", \"1h30m\"",
+                    )),
+                },
+                None => Ok(Duration::from_secs(default)),
+            }
+        };
         let dir = match &p.dir {
             Some(d) => {
                 let path = inside(sources, d, "params.dir")?;
@@ -216,6 +254,21 @@ impl Plan {
         for (i, c) in p.smoke.iter().enumerate() {
             if c.name.is_empty() {
                 return Err(FieldError::new(format!("params.smoke[{i}].name"), "is empty").into());
+            }
+            smoke::check_path(&c.path)
+                .map_err(|why| FieldError::new(format!("params.smoke[{i}].path"), why))?;
+        }
+        for key in p.env.keys() {
+            if key.is_empty()
+                || key.contains('=')
+                || key.contains('\0')
+                || key.chars().next().is_some_and(|c| c.is_ascii_digit())
+            {
+                return Err(FieldError::new(
+                    "params.env",
+                    "has a name that cannot be an environment variable (empty, with = or NUL, or starting with a digit); use names like API_TOKEN",
+                )
+                .into());
             }
         }
         let command_given = !p.command.is_empty();
@@ -238,7 +291,12 @@ impl Plan {
             docker_host: ctx.env("DOCKER_HOST").map(str::to_owned),
             gateway,
             smoke: p.smoke,
-            smoke_timeout: duration(&p.smoke_timeout, "params.smoke_timeout", 120)?,
+            smoke_timeout: duration(
+                &p.smoke_timeout,
+                "params.smoke_timeout",
+                120,
+                Duration::from_secs(3600),
+            )?,
             command: if p.command.is_empty() {
                 DEFAULT_COMMAND.iter().map(|s| (*s).to_owned()).collect()
             } else {
@@ -246,7 +304,12 @@ impl Plan {
             },
             dir,
             env: p.env.into_iter().collect(),
-            timeout: duration(&p.timeout, "params.timeout", 900)?,
+            timeout: duration(
+                &p.timeout,
+                "params.timeout",
+                900,
+                Duration::from_secs(24 * 3600),
+            )?,
             strict: p.strict.unwrap_or(true),
         })
     }

@@ -43,9 +43,24 @@ impl Store {
     fn locate(&self, name: &str) -> Option<(PathBuf, u64, u64)> {
         match self {
             Store::Dir(dir) => {
-                let path = dir.join(name);
-                let size = std::fs::metadata(&path).ok()?.len();
-                Some((path, 0, size))
+                // Names come from the layout's own files (index.json, manifest.json): a name
+                // with `..`, or a blob that is a symlink out of the layout, is not in it.
+                let relative = Path::new(name);
+                if !relative.components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )
+                }) {
+                    return None;
+                }
+                let path = dir.join(relative);
+                let real = path.canonicalize().ok()?;
+                if !real.starts_with(dir.canonicalize().ok()?) {
+                    return None;
+                }
+                let size = std::fs::metadata(&real).ok()?.len();
+                Some((real, 0, size))
             }
             Store::Tar { path, entries } => {
                 let (offset, size) = entries.get(name.trim_start_matches("./"))?;

@@ -109,7 +109,7 @@ pub async fn put(
         }
         (_, Some(dir), _) => {
             let dir = inside(sources, &dir, "params.promote")?;
-            let (from, digest) = read_get_dir(&dir, repo)?;
+            let (from, digest) = read_get_dir(sources, &dir, repo)?;
             (Action::Promote(from, digest), Some(dir))
         }
         (_, _, Some(context)) => (
@@ -225,21 +225,14 @@ fn build_request(
     })
 }
 
-/// `sources/relative`, refusing paths that leave the build directory.
-fn inside(sources: &Path, relative: &str, field: &str) -> Result<std::path::PathBuf, FieldError> {
-    if relative.is_empty() || relative.starts_with('/') || relative.split('/').any(|c| c == "..") {
-        return Err(FieldError::new(
-            field,
-            "must be a path inside the build's directory, e.g. \"image/image.tar\"",
-        ));
-    }
-    Ok(sources.join(relative))
-}
+use protocol::paths::{inside, read_text, stays_inside};
 
 fn read_file(sources: &Path, relative: &str, field: &str) -> anyhow::Result<String> {
-    let path = inside(sources, relative, field)?;
-    std::fs::read_to_string(&path)
-        .map_err(|e| FieldError::new(field, format!("cannot read {relative}: {e}")).into())
+    Ok(read_text(
+        sources,
+        &inside(sources, relative, field)?,
+        field,
+    )?)
 }
 
 /// The tags to write, the main one first, validated.
@@ -257,7 +250,9 @@ fn tags(
             .trim()
             .to_owned(),
         (None, None) => match promote_dir {
-            Some(dir) => std::fs::read_to_string(dir.join("tag"))
+            Some(dir) => stays_inside(sources, &dir.join("tag"), "params.promote")
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(std::fs::read_to_string(dir.join("tag"))?))
                 .map_err(|_| {
                     FieldError::new(
                         "params.tag",
@@ -313,8 +308,13 @@ fn tags(
 }
 
 /// `repository` and `digest` of a gcr-image get directory, which must be in our registry.
-fn read_get_dir(dir: &Path, target: &Repository) -> anyhow::Result<(Repository, String)> {
+fn read_get_dir(
+    sources: &Path,
+    dir: &Path,
+    target: &Repository,
+) -> anyhow::Result<(Repository, String)> {
     let read = |name: &str| {
+        stays_inside(sources, &dir.join(name), "params.promote")?;
         std::fs::read_to_string(dir.join(name))
             .map(|s| s.trim().to_owned())
             .map_err(|_| {

@@ -302,10 +302,17 @@ impl Github {
                 });
             };
             let (wait, reason) = match sent {
-                Err(e) => (
-                    None,
-                    format!("cannot reach GitHub: {}", one_line(&e.to_string())),
-                ),
+                Err(e) => {
+                    let chain = one_line(&format!("{:#}", anyhow::Error::from(e)));
+                    if let Some(why) = permanent_connect_error(&chain) {
+                        return Err(GithubError::Other {
+                            what: what.to_owned(),
+                            status: 0,
+                            message: why,
+                        });
+                    }
+                    (None, format!("cannot reach GitHub: {chain}"))
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
@@ -434,7 +441,11 @@ impl Github {
             .call(
                 &what,
                 http::Method::GET,
-                &self.repo_path(&format!("/compare/{base}...{head}?per_page=1")),
+                &self.repo_path(&format!(
+                    "/compare/{}...{}?per_page=1",
+                    in_path(base),
+                    in_path(head)
+                )),
                 None,
                 None,
             )
@@ -471,8 +482,9 @@ impl Github {
             headers.insert(HeaderName::from_static("if-none-match"), tag);
         }
         let mut path = Some(self.repo_path(&format!(
-            "/pulls?state={state}&head={}:{head}&base={base}&per_page=100&direction=asc",
-            self.owner
+            "/pulls?state={state}&head={}&base={}&per_page=100&direction=asc",
+            in_query(&format!("{}:{head}", self.owner)),
+            in_query(base)
         )));
         let mut all = Vec::new();
         let mut first_etag = None;
@@ -625,7 +637,8 @@ impl Github {
                 &what,
                 http::Method::GET,
                 &self.repo_path(&format!(
-                    "/branches/{base}/protection/required_status_checks"
+                    "/branches/{}/protection/required_status_checks",
+                    in_path(base)
                 )),
                 None,
                 None,
@@ -740,6 +753,45 @@ fn next_link(link: &str) -> Option<String> {
             let end = l.find('>')?;
             Some(l[start..end].to_owned())
         })
+}
+
+/// A connection failure that retrying cannot fix, said with what to do: a certificate the
+/// worker does not trust, or TLS spoken to a plain-HTTP port.
+fn permanent_connect_error(chain: &str) -> Option<String> {
+    if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+        Some(format!(
+            "{chain}; GitHub's TLS certificate is not trusted by this worker (GitHub Enterprise with a private CA: add the CA to the worker's /etc/ssl/certs)"
+        ))
+    } else if chain.contains("corrupt message") || chain.contains("InvalidContentType") {
+        Some(format!(
+            "{chain}; the server at source.api_url does not speak TLS (use http:// for a loopback test server)"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A branch name as a URL path segment: everything but unreserved characters and `/` (which
+/// GitHub reads as part of the name there) percent-encoded, so `#` or `?` cannot end the path.
+fn in_path(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// A value in a query string: only unreserved characters left as they are.
+fn in_query(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b':');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
 fn one_line(s: &str) -> String {

@@ -27,20 +27,10 @@ pub struct Plan {
     pub merge: Option<(MergeMethod, Duration)>,
 }
 
-fn inside(sources: &Path, relative: &str, field: &str) -> Result<std::path::PathBuf, FieldError> {
-    if relative.is_empty() || relative.starts_with('/') || relative.split('/').any(|c| c == "..") {
-        return Err(FieldError::new(
-            field,
-            "must be a path inside the build's directory",
-        ));
-    }
-    Ok(sources.join(relative))
-}
+use protocol::paths::{inside, read_text};
 
 fn read(sources: &Path, relative: &str, field: &str) -> Result<String, FieldError> {
-    let path = inside(sources, relative, field)?;
-    std::fs::read_to_string(&path)
-        .map_err(|e| FieldError::new(field, format!("cannot read {relative}: {e}")))
+    read_text(sources, &inside(sources, relative, field)?, field)
 }
 
 impl Plan {
@@ -123,7 +113,9 @@ fn default_body(
             let field = format!("params.images[{i}]");
             let path = inside(sources, dir, &field)?;
             let file = |name: &str| {
-                std::fs::read_to_string(path.join(name)).map(|s| s.trim().to_owned()).map_err(|_| {
+                let file = path.join(name);
+                protocol::paths::stays_inside(sources, &file, &field)?;
+                std::fs::read_to_string(&file).map(|s| s.trim().to_owned()).map_err(|_| {
                     FieldError::new(field.clone(), format!("{dir} has no {name} file; give the directory of a gcr-image get step"))
                 })
             };
@@ -138,6 +130,7 @@ fn default_body(
     }
     if let Some(dir) = &params.acceptance {
         let path = inside(sources, dir, "params.acceptance")?;
+        protocol::paths::stays_inside(sources, &path.join("summary.md"), "params.acceptance")?;
         let summary = std::fs::read_to_string(path.join("summary.md")).map_err(|_| {
             FieldError::new(
                 "params.acceptance",
@@ -366,17 +359,19 @@ async fn merge_when_green(
                 };
             }
             Some(what) => {
-                if delay > deadline.saturating_duration_since(Instant::now()) {
+                // The last look is taken at the deadline itself, not a backoff step before it.
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
                     bail!(
-                        "#{number} not merged: timed out after {}s waiting for {what}",
-                        timeout.as_secs()
+                        "#{number} not merged: timed out after {} waiting for {what}",
+                        protocol::duration::format(timeout)
                     );
                 }
                 if what != last_wait {
                     tracing::info!("#{number}: waiting for {what}");
                     last_wait = what;
                 }
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(delay.min(left)).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
             }
         }

@@ -61,6 +61,45 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// git's rules for a branch name (`git check-ref-format --branch`), which GitHub enforces: a
+/// name that breaks them names no branch, so it is refused before any request.
+fn check_branch(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.starts_with('-') {
+        return Err("it starts with -");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || c == '\u{7f}')
+    {
+        return Err("it holds a space or a control character");
+    }
+    if name
+        .chars()
+        .any(|c| matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
+        return Err("it holds one of ~ ^ : ? * [ \\");
+    }
+    if name.contains("..") || name.contains("@{") || name == "@" {
+        return Err("it holds .. or @{");
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err("it starts or ends with /, or holds //");
+    }
+    if name.ends_with('.') || name.ends_with(".lock") {
+        return Err("it ends with . or .lock");
+    }
+    if name
+        .split('/')
+        .any(|c| c.starts_with('.') || c.ends_with(".lock"))
+    {
+        return Err("a part starts with . or ends with .lock");
+    }
+    Ok(())
+}
+
 impl TryFrom<Source> for Config {
     type Error = FieldError;
 
@@ -79,6 +118,14 @@ impl TryFrom<Source> for Config {
             })?;
         let base = s.base.unwrap_or_else(|| "master".to_owned());
         let head = s.head.unwrap_or_else(|| "develop".to_owned());
+        for (field, branch) in [("source.base", &base), ("source.head", &head)] {
+            if let Err(why) = check_branch(branch) {
+                return Err(FieldError::new(
+                    field,
+                    format!("is not a valid branch name: {why}, e.g. \"develop\""),
+                ));
+            }
+        }
         if base == head {
             return Err(FieldError::new(
                 "source.head",

@@ -17,15 +17,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn inside(sources: &Path, relative: &str, field: &str) -> Result<PathBuf, FieldError> {
-    if relative.is_empty() || relative.starts_with('/') || relative.split('/').any(|c| c == "..") {
-        return Err(FieldError::new(
-            field,
-            "must be a path inside the build's directory",
-        ));
-    }
-    Ok(sources.join(relative))
-}
+use protocol::paths::{inside, read_text, stays_inside};
 
 /// The manifests' documents, in order, with where they came from.
 fn read_manifests(sources: &Path, paths: &[String]) -> anyhow::Result<Vec<(String, Value)>> {
@@ -60,11 +52,13 @@ fn read_manifests(sources: &Path, paths: &[String]) -> anyhow::Result<Vec<(Strin
     }
     let mut docs = Vec::new();
     for (name, path) in files {
-        let text = std::fs::read_to_string(&path)?;
+        let text = read_text(sources, &path, "params.manifests")?;
+        // The parser's message and position only: its snippet would quote the manifest's
+        // lines, and a Secret's stringData is in them.
         let parsed: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
             anyhow::anyhow!(
                 "params.manifests: {name}: invalid YAML: {}",
-                crate::cluster::one_line(&e.to_string())
+                crate::cluster::one_line(&e.without_snippet().to_string())
             )
         })?;
         for (n, doc) in parsed.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
@@ -93,6 +87,7 @@ fn resolve_image(sources: &Path, image: &str, field: &str) -> anyhow::Result<Str
     if let Ok(dir) = inside(sources, image, field)
         && dir.is_dir()
     {
+        stays_inside(sources, &dir.join("image-ref"), field)?;
         let reference = std::fs::read_to_string(dir.join("image-ref"))
             .map_err(|_| FieldError::new(field, format!("{image} has no image-ref file; give the directory of a gcr-image get step, or an image reference")))?;
         return Ok(reference.trim().to_owned());
@@ -130,12 +125,13 @@ pub async fn put(
         }
         (Some(n), None) => Some(n.clone()),
         (None, Some(f)) => Some(
-            std::fs::read_to_string(inside(sources, f, "params.namespace_file")?)
-                .map_err(|e| {
-                    FieldError::new("params.namespace_file", format!("cannot read {f}: {e}"))
-                })?
-                .trim()
-                .to_owned(),
+            read_text(
+                sources,
+                &inside(sources, f, "params.namespace_file")?,
+                "params.namespace_file",
+            )?
+            .trim()
+            .to_owned(),
         ),
         (None, None) => None,
     };

@@ -19,6 +19,7 @@ pub mod lenient;
 pub mod log;
 pub mod order;
 mod parse;
+pub mod paths;
 pub mod resource;
 pub mod secret;
 pub mod time;

@@ -97,13 +97,22 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        let krate = event.metadata().target().split("::").next().unwrap_or("");
+        // A library's event (shown only with `source.debug: true`) is detail whatever its
+        // level: kube logs a failed request as an error and then returns it to us, and the
+        // step's own `error:` line must stay the only one, and the last.
+        let library = LIBRARY_CRATES.contains(&krate);
         let (colour, prefix) = match *event.metadata().level() {
+            _ if library => (DIM, "debug: "),
             Level::ERROR => (RED, "error: "),
             Level::WARN => (YELLOW, "warning: "),
             Level::INFO => ("", ""),
             _ => (DIM, "debug: "),
         };
         write!(writer, "{colour}{prefix}")?;
+        if library {
+            write!(writer, "{krate}: ")?;
+        }
         ctx.format_fields(writer.by_ref(), event)?;
         if colour.is_empty() {
             writeln!(writer)
@@ -195,5 +204,18 @@ mod tests {
         tracing::subscriber::with_default(subscriber(w, true), || tracing::debug!("detail"));
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert_eq!(text, format!("{DIM}debug: detail{RESET}\n"));
+    }
+
+    #[test]
+    fn with_debug_a_librarys_error_is_a_debug_line_not_a_second_error() {
+        let (w, buf) = SharedWriter::buffer();
+        tracing::subscriber::with_default(subscriber(w, true), || {
+            tracing::error!(target: "kube_client::client", "failed with error: connection refused");
+        });
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            format!("{DIM}debug: kube_client: failed with error: connection refused{RESET}\n")
+        );
     }
 }

@@ -79,6 +79,16 @@ pub(crate) fn parse_request<T: DeserializeOwned>(
     if step == StepKind::Check && top.contains_key("params") {
         return Err("params: unknown key; check takes only source and version".into());
     }
+    // serde reads a struct from a JSON array too, field by field in order: `params: ["a"]`
+    // would silently become the first param. Params are a mapping, as in the pipeline.
+    if let Some(p) = top.get("params")
+        && !p.is_object()
+    {
+        return Err(format!(
+            "params: expected a mapping of param names to values, got {}",
+            kind(p)
+        ));
+    }
     let request =
         serde_path_to_error::deserialize(Value::Object(top)).map_err(|e| describe(&e, examples))?;
     Ok(Parsed { request, debug })
@@ -403,6 +413,26 @@ mod tests {
             err(r#"{"source": {"repository": "r"}, "params": {}}"#),
             "params: unknown key; check takes only source and version"
         );
+    }
+
+    #[test]
+    fn params_given_as_a_list_are_refused_not_read_in_order() {
+        #[derive(Debug, Default, Deserialize)]
+        #[allow(dead_code)]
+        struct Params {
+            tag: Option<String>,
+            merge: Option<bool>,
+        }
+        type Put = crate::wire::PutRequest<Source, Params>;
+        for params in [r#"["1.0", true]"#, "\"tag\"", "3"] {
+            let request = format!(r#"{{"source": {{"repository": "r"}}, "params": {params}}}"#);
+            let Err(e) = parse_request::<Put>(request.as_bytes(), StepKind::Put, "x", &[]) else {
+                panic!("{params}: accepted");
+            };
+            assert!(e.starts_with("params: expected a mapping"), "{params}: {e}");
+        }
+        let ok = r#"{"source": {"repository": "r"}, "params": {"tag": "1.0"}}"#;
+        assert!(parse_request::<Put>(ok.as_bytes(), StepKind::Put, "x", &[]).is_ok());
     }
 
     #[test]

@@ -394,6 +394,17 @@ impl Client {
             query.push(("scope", s));
         }
         let basic = self.basic().await?;
+        if basic.is_some()
+            && !realm.starts_with("https://")
+            && !protocol::url::is_loopback_url(realm)
+        {
+            // The registry's challenge names where to send the password; a plain-http realm
+            // on another host would carry it in cleartext.
+            return Err(RegistryError::Protocol {
+                what,
+                message: "the registry's token realm is not https; refusing to send the credentials in cleartext (a registry that needs plain http must be on loopback)".into(),
+            });
+        }
         let response = self
             .send_with_retry(&what, || {
                 let request = self.http.get(realm).query(&query);

@@ -47,6 +47,17 @@ impl Repository {
         {
             return Err(format!("has an invalid registry host; {example}"));
         }
+        // A port must be a port: "host:99999" can never connect, so it is no transient fault
+        // to retry for five minutes.
+        if let Some((_, port)) = host.rsplit_once(':')
+            && !host.ends_with(']')
+            && !port.parse::<u16>().is_ok_and(|p| p > 0)
+        {
+            return Err(format!(
+                "has an invalid port \"{}\" (1 to 65535); {example}",
+                clip(port)
+            ));
+        }
         for component in path.split('/') {
             if !valid_component(component) {
                 return Err(format!(
@@ -175,6 +186,10 @@ mod tests {
             ("us.gcr.io/p//x", "path component \"\" is invalid"),
             ("us.gcr.io/p/x-", "path component \"x-\" is invalid"),
             ("us.gcr.io/p/a.-b", "path component \"a.-b\" is invalid"),
+            ("127.0.0.1:99999/r", "has an invalid port \"99999\""),
+            ("127.0.0.1:0/r", "has an invalid port \"0\""),
+            ("127.0.0.1:x/r", "has an invalid port \"x\""),
+            ("localhost:/r", "has an invalid port \"\""),
         ] {
             let err = Repository::parse(input).unwrap_err();
             assert!(err.starts_with(start), "{input}: {err}");

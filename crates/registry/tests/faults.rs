@@ -372,3 +372,50 @@ fn a_slow_but_moving_upload_and_download_are_not_cut() {
     assert_eq!(std::fs::read(&dest).unwrap(), big);
     assert_eq!(s.proxy.fired().len(), 2, "{:?}", s.proxy.fired());
 }
+
+#[test]
+fn a_plain_http_token_realm_off_loopback_never_gets_the_password() {
+    use axum::http::StatusCode;
+    let hits = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = hits.clone();
+    let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(format!(
+                "{} {}",
+                req.uri(),
+                req.headers().contains_key("authorization")
+            ));
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    "www-authenticate",
+                    r#"Bearer realm="http://token.evil.example/token",service="r""#,
+                )],
+                "",
+            )
+        }
+    });
+    let server = fakes::Server::start(router);
+    let repo = Repository::parse(&format!("127.0.0.1:{}/team/app", server.port())).unwrap();
+    let c = Client::new(
+        &repo.host,
+        Credentials::Basic {
+            username: "u".into(),
+            password: protocol::Secret::new("canary-password"),
+        },
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let err = rt()
+        .block_on(c.manifest_digest(&repo, "1.0"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("token realm is not https"), "{err}");
+    assert!(!err.contains("canary-password"));
+    // Only the ping reached the registry, without credentials; nothing went to the realm.
+    assert_eq!(hits.lock().unwrap().as_slice(), ["/v2/ false"]);
+}
