@@ -192,6 +192,55 @@ fn waits_for_checks_to_turn_green_then_merges() {
 }
 
 #[test]
+fn the_merge_wait_lasts_its_whole_timeout() {
+    // Before: the backoff step that would cross the deadline ended the wait early (a 3 s
+    // timeout gave up at about 1 s).
+    let gh = fake();
+    let head = gh.push(REPO, "develop", 1);
+    gh.protect(REPO, "master", &["ci/unit"]);
+    gh.set_status(REPO, &head, "ci/unit", "pending");
+    let sources = temp_dir();
+    let started = std::time::Instant::now();
+    let line = put(&gh, json!({"merge": true, "timeout": "3s"}), sources.path()).failure();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert_eq!(
+        line,
+        format!(
+            "#1 not merged: timed out after 3s waiting for checks on {}: ci/unit",
+            &head[..12]
+        )
+    );
+}
+
+#[test]
+fn branch_names_with_url_characters_stay_in_their_segment() {
+    // `#` is legal in a git branch name; pasted into a URL it would cut the path short.
+    let gh = fake();
+    gh.push(REPO, "feature#12", 1);
+    let source = json!({"repository": REPO, "api_url": gh.url(), "access_token": CANARY, "head": "feature#12"});
+    let sources = temp_dir();
+    let request = json!({"source": source, "params": {}});
+    let run = in_process(
+        &PromotePr,
+        &["out", arg(sources.path())],
+        request.to_string().as_bytes(),
+        &env(sources.path()),
+    );
+    let answer = run.success();
+    assert_eq!(answer["version"]["number"], "1");
+    assert_eq!(gh.pulls(REPO)[0].3, "Promote feature#12 to master");
+    assert!(
+        gh.requests().iter().any(|r| r.contains("/compare/master...feature%2312")),
+        "{:?}",
+        gh.requests()
+    );
+}
+
+#[test]
 fn refuses_to_merge_when_a_check_fails_or_conflicts() {
     let gh = fake();
     let head = gh.push(REPO, "develop", 1);
