@@ -234,7 +234,9 @@ fn branch_names_with_url_characters_stay_in_their_segment() {
     assert_eq!(answer["version"]["number"], "1");
     assert_eq!(gh.pulls(REPO)[0].3, "Promote feature#12 to master");
     assert!(
-        gh.requests().iter().any(|r| r.contains("/compare/master...feature%2312")),
+        gh.requests()
+            .iter()
+            .any(|r| r.contains("/compare/master...feature%2312")),
         "{:?}",
         gh.requests()
     );
