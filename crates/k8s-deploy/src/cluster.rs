@@ -3,7 +3,7 @@
 //! acceptance-run.
 
 use crate::source::Config;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -41,6 +41,10 @@ impl Cluster {
     }
 
     pub fn pods(&self, ns: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub fn replica_sets(&self, ns: &str) -> Api<ReplicaSet> {
         Api::namespaced(self.client.clone(), ns)
     }
 

@@ -11,7 +11,7 @@ use crate::cluster::{Cluster, kube_error};
 use futures_util::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{WatchEvent, WatchParams};
+use kube::api::{ListParams, WatchEvent, WatchParams};
 use std::time::Instant;
 
 const FAILING: &[&str] = &[
@@ -82,21 +82,56 @@ fn selector_of(d: &Deployment) -> Option<String> {
     )
 }
 
-/// Whether `pod` runs the Deployment's current template (same image per container).
-fn runs_template(pod: &Pod, d: &Deployment) -> bool {
-    let template = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-    let Some(template) = template else {
-        return true;
-    };
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    spec.containers.iter().all(|c| {
-        template
-            .containers
+/// The `pod-template-hash` of the Deployment's current ReplicaSet: the one it controls whose
+/// pod template, without that label, is the Deployment's template (the deployment controller's
+/// and kubectl's rule, `FindNewReplicaSet`). `None` until the controller has made it. Pods are
+/// judged by this hash, not by their images: a rollout that changes only configuration (env,
+/// args, probes) keeps the image and still replaces every pod.
+async fn current_hash(cluster: &Cluster, ns: &str, d: &Deployment) -> Option<String> {
+    let uid = d.metadata.uid.as_deref()?;
+    let selector = selector_of(d)?;
+    let template = &d.spec.as_ref()?.template;
+    let sets = cluster
+        .replica_sets(ns)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .ok()?;
+    sets.items.into_iter().find_map(|rs| {
+        let controlled = rs
+            .metadata
+            .owner_references
             .iter()
-            .any(|t| t.name == c.name && t.image == c.image)
+            .flatten()
+            .any(|o| o.uid == uid && o.controller == Some(true));
+        if !controlled {
+            return None;
+        }
+        let mut t = rs.spec?.template?;
+        let hash = t.metadata.as_mut()?.labels.as_mut()?.remove(HASH)?;
+        let mut want = template.clone();
+        // An empty label map and no labels are the same template.
+        for m in [&mut t.metadata, &mut want.metadata].into_iter().flatten() {
+            if m.labels.as_ref().is_some_and(|l| l.is_empty()) {
+                m.labels = None;
+            }
+        }
+        (t == want).then_some(hash)
     })
+}
+
+const HASH: &str = "pod-template-hash";
+
+/// Whether `pod` belongs to the current ReplicaSet (by `pod-template-hash`) and is not being
+/// deleted (a terminating pod of any revision says nothing about this rollout).
+fn is_current(pod: &Pod, hash: Option<&str>) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && hash.is_some_and(|h| {
+            pod.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(HASH))
+                .is_some_and(|p| p == h)
+        })
 }
 
 /// A failing container in a pod, with its own message.
@@ -131,6 +166,7 @@ pub async fn wait(
         .await
         .map_err(|e| format!("{name}: {}", kube_error(&e)))?;
     let selector = selector_of(&current).unwrap_or_default();
+    let mut hash = current_hash(cluster, ns, &current).await;
     let mut last_line = String::new();
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -169,6 +205,7 @@ pub async fn wait(
                         Some(Ok(WatchEvent::Error(e))) => return Err(format!("{name}: watch error: {}", e.message)),
                     };
                     current = d.clone();
+                    hash = current_hash(cluster, ns, &current).await;
                     match evaluate(&d) {
                         Progress::Done => {
                             tracing::info!("{name}: rolled out");
@@ -187,9 +224,15 @@ pub async fn wait(
                     match event {
                         None => break,
                         // Pods of an older template (what a rollback replaces) do not count.
-                        Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) if runs_template(&p, &current) => {
+                        Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => {
                             if let Some(failure) = failing_container(name, &p) {
-                                return Err(failure);
+                                if !is_current(&p, hash.as_deref()) {
+                                    // The current ReplicaSet may be newer than our last look.
+                                    hash = current_hash(cluster, ns, &current).await;
+                                }
+                                if is_current(&p, hash.as_deref()) {
+                                    return Err(failure);
+                                }
                             }
                         }
                         _ => {}

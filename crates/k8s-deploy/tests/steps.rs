@@ -508,3 +508,89 @@ fn images_missing_from_the_registry_do_not_pull_and_pushed_ones_do() {
     .success();
     assert_eq!(image_of(&k, "default"), repo.pinned(&digest));
 }
+
+/// A configuration-only rollout keeps the image: pods are judged by their ReplicaSet's
+/// `pod-template-hash`, not by their image (before: the old, crash-looping pods with the same
+/// image counted as the new release's and the fix failed at once, quoting them).
+#[test]
+fn a_config_only_fix_replaces_a_crash_looping_release() {
+    let k = fake();
+    let crashing = Build::new(&app(
+        "registry.local/api:1",
+        "{name: FAKE_CRASH, value: \"true\"}",
+        "",
+        600,
+    ));
+    crashing
+        .put(&k, json!({"manifests": ["ci/k8s/app.yml"], "wait": false}))
+        .success();
+    // Let the crash-looping pods be there, as in production.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !k.list("", "v1", "pods", "default").iter().any(|p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fake never crash-looped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fixed = Build::new(&app(
+        "registry.local/api:1",
+        "{name: FAKE_CRASH, value: \"false\"}",
+        "",
+        600,
+    ));
+    let run = fixed.put(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "timeout": "60s"}),
+    );
+    run.success();
+    assert!(
+        run.log().contains("api-gateway: rolled out"),
+        "{}",
+        run.log()
+    );
+}
+
+/// A configuration-only change that fails is rolled back to the previous template, and the
+/// rollback is judged by revision too (before: `out` said the rollback did not finish while
+/// kubectl said it had rolled out).
+#[test]
+fn a_failed_config_only_rollout_is_rolled_back() {
+    let k = fake();
+    let good = Build::new(&app(
+        "registry.local/api:1",
+        "{name: MODE, value: a}",
+        "",
+        600,
+    ));
+    good.put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    let bad = Build::new(&app(
+        "registry.local/api:1",
+        "{name: MODE, value: a}, {name: FAKE_CRASH, value: \"true\"}",
+        "",
+        600,
+    ));
+    let line = bad
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "rollback_on_failure": true, "timeout": "60s"}),
+        )
+        .failure();
+    assert!(line.contains("is in CrashLoopBackOff"), "{line}");
+    assert!(
+        line.ends_with("; rolled back api-gateway to the previous images"),
+        "{line}"
+    );
+    let env = k
+        .get("apps", "v1", "deployments", "default", "api-gateway")
+        .unwrap()["spec"]["template"]["spec"]["containers"][0]["env"]
+        .clone();
+    assert_eq!(
+        env,
+        json!([{"name": "MODE", "value": "a"}]),
+        "the old template is back"
+    );
+}

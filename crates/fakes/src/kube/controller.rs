@@ -318,7 +318,14 @@ fn step(
         rs["metadata"]["ownerReferences"][0]["uid"] == d["metadata"]["uid"]
             && rs["metadata"]["name"] != new_name.as_str()
     }) {
-        changed |= sync_pods(w, &ns, &old, None);
+        // An old ReplicaSet's pods run its own template: a crash-looping revision keeps
+        // crash-looping while it is scaled down, as on a real cluster.
+        let own = if w.docker {
+            None
+        } else {
+            pod_state(w, &old["spec"]["template"])
+        };
+        changed |= sync_pods(w, &ns, &old, own.as_ref());
     }
 
     // Deployment status, as the real controller reports it.
