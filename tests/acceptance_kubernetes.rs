@@ -312,3 +312,42 @@ fn an_image_that_cannot_be_pulled_or_a_suite_past_its_timeout_fails_and_cleans_u
     );
     assert!(!run.log().contains("job accept/"), "{}", run.log());
 }
+
+/// Concourse stops a step with SIGTERM: the suite's Job (and its pod) is deleted before the
+/// process exits (before: only the Job's own deadline and TTL would remove it).
+#[test]
+fn sigterm_mid_suite_deletes_the_job() {
+    let env = deployed();
+    let mut build = build_env();
+    build.insert("BUILD_ID".into(), "5008".into());
+    let dir = temp_dir();
+    let request = json!({"source": env.source(), "params": params(json!({
+        "image": "sample/user-service:dev", "command": ["/sample-service", "users"], "timeout": "5m", "smoke": []}))});
+    let running = testkit::Binary::find("acceptance-run").start(
+        "out",
+        &[arg(dir.path())],
+        request.to_string().as_bytes(),
+        &build,
+    );
+    running.wait_for("created from", std::time::Duration::from_secs(30));
+    assert_ne!(env.jobs_left(), "");
+    let (run, took) = running.terminate();
+    run.assert_no_secret("canary-kube-token");
+    let line = run.failure();
+    assert!(
+        line.starts_with("aborted by SIGTERM: deleted the Job accept/acceptance-5008-"),
+        "{line}"
+    );
+    assert!(took < std::time::Duration::from_secs(9), "{took:?}");
+    assert_eq!(env.jobs_left(), "", "the Job is gone");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while kubectl(&env, &["get", "pods", "-n", "accept", "-o", "name"], None)
+        .contains("acceptance-5008")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the suite's pod is left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -34,15 +34,32 @@ pub async fn connect(docker_host: Option<&str>) -> anyhow::Result<Docker> {
 
 /// Runs `image` (with `cmd` when given) and copies its `/reports` into `reports`. Returns the
 /// exit code, or `None` at the timeout (the container is stopped).
+/// The suite's container, as the docker runner starts it.
+#[derive(Debug)]
+pub struct Suite {
+    pub image: String,
+    /// The command, when given (else the image's own).
+    pub cmd: Option<Vec<String>>,
+    /// `NAME=value` entries.
+    pub env: Vec<String>,
+    pub network: Option<String>,
+    pub timeout: Duration,
+}
+
 pub async fn run(
     docker: &Docker,
-    image: &str,
-    cmd: Option<Vec<String>>,
-    env: Vec<String>,
-    network: Option<String>,
-    timeout: Duration,
+    suite: Suite,
     reports: &Path,
+    on_abort: &protocol::abort::OnAbort,
 ) -> anyhow::Result<Option<i64>> {
+    let Suite {
+        image,
+        cmd,
+        env,
+        network,
+        timeout,
+    } = suite;
+    let image = image.as_str();
     let body = ContainerCreateBody {
         image: Some(image.to_owned()),
         cmd,
@@ -66,6 +83,25 @@ pub async fn run(
             )
         })?;
     let id = created.id;
+    // Stopped by Concourse: the container goes (force-removed, running or not).
+    let _abort = on_abort.register({
+        let (docker, id) = (docker.clone(), id.clone());
+        move || async move {
+            match docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                )
+                .await
+            {
+                Ok(()) => format!("removed the suite's container {}", &id[..id.len().min(12)]),
+                Err(e) => format!(
+                    "could not remove the suite's container {id}: {}",
+                    one_line(&e.to_string())
+                ),
+            }
+        }
+    });
     let result = async {
         docker
             .start_container(

@@ -56,11 +56,17 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether the suite passed: no failure; undefined and pending fail too when `strict`.
+    /// Whether the suite passed: at least one scenario ran and passed, none failed; when
+    /// `strict` (the default) a scenario that did not run all its steps (undefined, pending or
+    /// skipped steps, a `--dry-run`) fails the run too. A scenario passes only when it has at
+    /// least one step and every step passed.
     pub fn passed(&self, strict: bool) -> bool {
         self.scenarios.failed == 0
-            && (!strict || (self.scenarios.undefined == 0 && self.scenarios.pending == 0))
-            && self.scenarios.total() > 0
+            && self.scenarios.passed > 0
+            && (!strict
+                || (self.scenarios.undefined == 0
+                    && self.scenarios.pending == 0
+                    && self.scenarios.skipped == 0))
     }
 }
 
@@ -87,11 +93,13 @@ pub fn from_cucumber_json(text: &str) -> anyhow::Result<Summary> {
                 let status = step["result"]["status"].as_str().unwrap_or("skipped");
                 s.steps.add(status);
                 duration_ns += step["result"]["duration"].as_u64().unwrap_or(0);
+                // A skipped step means the scenario did not run whole; only all-passed passes.
                 let rank = |st: &str| match st {
-                    "failed" => 3,
-                    "undefined" => 2,
-                    "pending" => 1,
-                    _ => 0,
+                    "failed" => 4,
+                    "undefined" => 3,
+                    "pending" => 2,
+                    "passed" => 0,
+                    _ => 1,
                 };
                 if rank(status) > worst.as_ref().map_or(0, |w| rank(w.0)) {
                     let text = format!(
@@ -106,6 +114,14 @@ pub fn from_cucumber_json(text: &str) -> anyhow::Result<Summary> {
                     worst = Some((status, text, message));
                 }
             }
+            let steps = scenario["steps"].as_array().map_or(0, Vec::len);
+            if steps == 0 {
+                worst = Some((
+                    "skipped",
+                    String::new(),
+                    "the scenario has no steps".to_owned(),
+                ));
+            }
             let status = worst.as_ref().map_or("passed", |w| w.0);
             s.scenarios.add(status);
             if let Some((status, step, message)) = worst {
@@ -114,10 +130,12 @@ pub fn from_cucumber_json(text: &str) -> anyhow::Result<Summary> {
                     scenario: scenario["name"].as_str().unwrap_or("").to_owned(),
                     step,
                     status: status.to_owned(),
-                    message: if message.is_empty() {
-                        format!("step is {status}")
-                    } else {
+                    message: if !message.is_empty() {
                         message
+                    } else if status == "skipped" {
+                        "its steps did not run (skipped)".to_owned()
+                    } else {
+                        format!("step is {status}")
                     },
                 });
             }
@@ -232,6 +250,19 @@ pub fn from_junit(text: &str) -> anyhow::Result<Summary> {
                     let (status, message) =
                         outcome.take().unwrap_or(("passed".into(), String::new()));
                     s.scenarios.add(&status);
+                    if status == "skipped" {
+                        s.failures.push(Failure {
+                            feature: feature.clone(),
+                            scenario: scenario.clone(),
+                            step: String::new(),
+                            status: status.clone(),
+                            message: if message.is_empty() {
+                                "skipped".to_owned()
+                            } else {
+                                message.clone()
+                            },
+                        });
+                    }
                     if status == "failed" {
                         // Ruby cucumber puts the error after "Message:"; godog in the message attribute.
                         let detail = failure_text
@@ -365,12 +396,68 @@ mod tests {
         assert_eq!(s.failures[0].feature, "Gateway");
     }
 
+    fn scenario(name: &str, statuses: &[&str]) -> String {
+        let steps: Vec<String> = statuses
+            .iter()
+            .map(|s| {
+                format!(r#"{{"keyword": "Given ", "name": "x", "result": {{"status": "{s}"}}}}"#)
+            })
+            .collect();
+        format!(
+            r#"{{"name": "{name}", "type": "scenario", "steps": [{}]}}"#,
+            steps.join(",")
+        )
+    }
+
+    fn run(scenarios: &[String]) -> Summary {
+        from_cucumber_json(&format!(
+            r#"[{{"name": "F", "elements": [{}]}}]"#,
+            scenarios.join(",")
+        ))
+        .unwrap()
+    }
+
     #[test]
     fn strictness_decides_undefined_and_pending() {
-        let json = r#"[{"name": "F", "elements": [{"name": "S", "type": "scenario", "steps": [{"keyword": "Given ", "name": "x", "result": {"status": "pending"}}]}]}]"#;
-        let s = from_cucumber_json(json).unwrap();
+        let s = run(&[scenario("ok", &["passed"]), scenario("S", &["pending"])]);
         assert!(!s.passed(true));
         assert!(s.passed(false));
         assert!(markdown(&s, true, "Acceptance").starts_with("# Acceptance: FAILED"));
+    }
+
+    /// Before: a scenario whose steps were all skipped counted as passed, so a `--dry-run`
+    /// (or a suite whose every step was skipped) reported `result: passed`.
+    #[test]
+    fn a_dry_run_or_all_skipped_steps_never_pass() {
+        let dry = run(&[
+            scenario("a", &["skipped", "skipped"]),
+            scenario("b", &["skipped"]),
+        ]);
+        assert_eq!(dry.scenarios.skipped, 2);
+        assert_eq!(dry.scenarios.passed, 0);
+        assert!(!dry.passed(true));
+        assert!(!dry.passed(false), "nothing ran, even when not strict");
+        assert_eq!(dry.failures.len(), 2, "each scenario is named");
+        assert_eq!(dry.failures[0].message, "its steps did not run (skipped)");
+
+        let partly = run(&[
+            scenario("a", &["passed", "skipped"]),
+            scenario("b", &["passed"]),
+        ]);
+        assert_eq!(partly.scenarios.passed, 1);
+        assert_eq!(partly.scenarios.skipped, 1);
+        assert!(!partly.passed(true));
+        assert!(partly.passed(false));
+    }
+
+    #[test]
+    fn a_scenario_without_steps_and_a_run_without_scenarios_do_not_pass() {
+        let empty = run(&[scenario("nothing", &[])]);
+        assert_eq!(empty.scenarios.skipped, 1);
+        assert_eq!(empty.failures[0].message, "the scenario has no steps");
+        assert!(!empty.passed(false));
+        let none = from_cucumber_json("[]").unwrap();
+        assert_eq!(none.scenarios.total(), 0);
+        assert!(!none.passed(false));
     }
 }

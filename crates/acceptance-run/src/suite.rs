@@ -13,10 +13,11 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-const DEFAULT_COMMAND: &[&str] = &[
+/// godog's `--format` takes one value (the last flag wins); several formatters go in it
+/// comma-separated, each `NAME:PATH`.
+pub const DEFAULT_COMMAND: &[&str] = &[
     "godog",
-    "--format=cucumber:$REPORTS_DIR/cucumber.json",
-    "--format=junit:$REPORTS_DIR/junit.xml",
+    "--format=cucumber:$REPORTS_DIR/cucumber.json,junit:$REPORTS_DIR/junit.xml",
     "--strict",
 ];
 
@@ -326,7 +327,7 @@ pub struct Outcome {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
+pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
     let client = httpc::client(&httpc::Options::new(concat!(
         "acceptance-run/",
         env!("CARGO_PKG_VERSION")
@@ -383,7 +384,7 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
 
     let reports_dir = tempfile::tempdir().context("a directory for the reports")?;
     let status = match plan.runner {
-        crate::Runner::Local => run_local(plan, reports_dir.path()).await?,
+        crate::Runner::Local => run_local(plan, reports_dir.path(), ctx).await?,
         crate::Runner::Docker => {
             let image = plan.image.clone().unwrap_or_default();
             tracing::info!("running the suite in a container of {image}");
@@ -404,12 +405,15 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
             });
             crate::docker::run(
                 &docker,
-                &image,
-                cmd,
-                env,
-                plan.network.clone(),
-                plan.timeout,
+                crate::docker::Suite {
+                    image: image.clone(),
+                    cmd,
+                    env,
+                    network: plan.network.clone(),
+                    timeout: plan.timeout,
+                },
                 reports_dir.path(),
+                &ctx.on_abort,
             )
             .await?
             .map(|c| c as i32)
@@ -443,6 +447,21 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
                     ("acceptance-run/run".to_owned(), label_value(&plan.run_id)),
                 ],
             };
+            // Stopped by Concourse: the Job goes (background propagation takes its pod).
+            let _abort = ctx.on_abort.register({
+                let (cluster, namespace, name) =
+                    (cluster.clone(), namespace.clone(), spec.name.clone());
+                move || async move {
+                    let jobs = crate::kubernetes::KubeJobs::new(&cluster, &namespace);
+                    match crate::kubernetes::Jobs::delete(&jobs, &name).await {
+                        Ok(()) => format!("deleted the Job {namespace}/{name} and its pod"),
+                        Err(crate::kubernetes::ClusterError::NotFound(_)) => {
+                            format!("no Job {namespace}/{name} was left")
+                        }
+                        Err(e) => format!("could not delete the Job {namespace}/{name}: {e}"),
+                    }
+                }
+            });
             let jobs = crate::kubernetes::KubeJobs::new(cluster, &namespace);
             crate::kubernetes::run(&jobs, &spec, reports_dir.path()).await?
         }
@@ -489,8 +508,8 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
     let passed_reports = summary.passed(plan.strict);
     let verdict = match status {
         None => format!(
-            "the suite ran past its timeout of {}s and was stopped",
-            plan.timeout.as_secs()
+            "the suite ran past its timeout of {} and was stopped",
+            protocol::duration::format(plan.timeout)
         ),
         Some(_) if summary.source == "unreadable report" => {
             format!(
@@ -501,6 +520,11 @@ pub async fn run(plan: &Plan, _ctx: &Context) -> anyhow::Result<Outcome> {
         Some(code) if summary.source == "no report" => {
             format!("the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {code})")
         }
+        Some(code) if summary.scenarios.total() == 0 => format!(
+            "the suite ran no scenario (exit {code}): its {} lists none; check where the command looks for feature files (godog: ./features under {})",
+            summary.source,
+            plan.dir.display()
+        ),
         Some(_) if !passed_reports => {
             let first = summary
                 .failures
@@ -573,7 +597,7 @@ fn read_junit(dir: &Path) -> Option<Vec<u8>> {
 }
 
 /// The `local` runner: `command` in `dir`. Returns its exit code, `None` at the timeout.
-async fn run_local(plan: &Plan, reports: &Path) -> anyhow::Result<Option<i32>> {
+async fn run_local(plan: &Plan, reports: &Path, ctx: &Context) -> anyhow::Result<Option<i32>> {
     let rdir = reports.to_string_lossy().into_owned();
     let expand = |s: &str| {
         s.replace("$REPORTS_DIR", &rdir)
@@ -595,6 +619,11 @@ async fn run_local(plan: &Plan, reports: &Path) -> anyhow::Result<Option<i32>> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| FieldError::new("params.command", format!("cannot start {}: {e}", args[0])))?;
+    // Stopped by Concourse: the step's future is dropped, which kills the suite (kill_on_drop).
+    let pid = child.id().unwrap_or(0);
+    let _abort = ctx
+        .on_abort
+        .register(move || async move { format!("stopped the suite's process {pid}") });
     // The suite's output is the build log: stdout and stderr both go to our stderr.
     let out = child
         .stdout
@@ -658,4 +687,46 @@ fn job_name(run: &str) -> String {
         run.trim_matches('-'),
         nanos & 0xffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_COMMAND;
+
+    /// The default command read the way godog reads it (Go's `flag` package: `-f`, `--format`
+    /// and `-format` set one string, the last one wins; then the value is split on `,` into
+    /// `NAME[:PATH]` formatters; internal/flags and run.go in cucumber/godog). Before, two
+    /// `--format` flags meant only JUnit was written.
+    #[test]
+    fn the_default_command_asks_godog_for_both_reports() {
+        assert_eq!(DEFAULT_COMMAND[0], "godog");
+        let mut format = "pretty".to_owned();
+        let mut args = DEFAULT_COMMAND[1..].iter();
+        while let Some(arg) = args.next() {
+            let flag = arg.trim_start_matches('-');
+            let (name, value) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (flag, None),
+            };
+            if name == "format" || name == "f" {
+                format = value
+                    .unwrap_or_else(|| args.next().map(|s| (*s).to_owned()).unwrap_or_default());
+            }
+        }
+        let formatters: Vec<(&str, Option<&str>)> = format
+            .split(',')
+            .map(|f| match f.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (f, None),
+            })
+            .collect();
+        assert_eq!(
+            formatters,
+            vec![
+                ("cucumber", Some("$REPORTS_DIR/cucumber.json")),
+                ("junit", Some("$REPORTS_DIR/junit.xml")),
+            ]
+        );
+        assert!(DEFAULT_COMMAND.contains(&"--strict"));
+    }
 }

@@ -296,3 +296,41 @@ fn an_unreadable_report_fails_the_run_after_storing_it_and_says_which_file_and_w
             .contains("cucumber.json is not JSON")
     );
 }
+
+/// The local runner stopped by Concourse (SIGTERM): the suite's process is killed with the
+/// step, and the step says so.
+#[test]
+fn sigterm_stops_a_local_suite() {
+    let dir = temp_dir();
+    let marker = dir.path().join("pid");
+    let source = json!({"reports_repository": "127.0.0.1:5999/p/reports", "insecure": true});
+    let params = json!({"gateway_url": "http://127.0.0.1:1", "command": ["sh", "-c", format!("echo $$ > {} && echo started && exec sleep 300", marker.display())]});
+    let running = testkit::Binary::at(env!("CARGO_BIN_EXE_acceptance-run")).start(
+        "out",
+        &[arg(dir.path())],
+        json!({"source": source, "params": params})
+            .to_string()
+            .as_bytes(),
+        &build_env(),
+    );
+    running.wait_for("| started", std::time::Duration::from_secs(20));
+    let pid = std::fs::read_to_string(&marker).unwrap().trim().to_owned();
+    let (run, _) = running.terminate();
+    let line = run.failure();
+    assert!(
+        line.starts_with("aborted by SIGTERM: stopped the suite's process"),
+        "{line}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the suite's process {pid} survived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -14,6 +14,7 @@ use protocol::{FieldError, Metadata, Response};
 use registry::{Client, Repository};
 use serde::Deserialize;
 use std::path::Path;
+use std::sync::PoisonError;
 
 /// `out` params as written.
 #[derive(Debug, Default, Deserialize)]
@@ -149,19 +150,46 @@ pub async fn put(
         }
     };
 
+    // Stopped by Concourse mid-push: nothing to undo (a blob without a manifest harms no one
+    // and the registry's garbage collection takes it), but say which tags moved.
+    let moved: Moved = Default::default();
+    let _abort = ctx.on_abort.register({
+        let (moved, tags, repo) = (moved.clone(), tags.clone(), repo.to_string());
+        move || async move {
+            let moved = moved.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            if moved.is_empty() {
+                format!(
+                    "stopped before any tag of {repo} moved; blobs uploaded so far stay unreferenced until the registry's garbage collection"
+                )
+            } else {
+                let rest: Vec<&String> = tags.iter().filter(|t| !moved.contains(t)).collect();
+                format!(
+                    "stopped after moving {} of {repo}; not moved: {}",
+                    moved.join(", "),
+                    if rest.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        rest.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                    }
+                )
+            }
+        }
+    });
     let digest = match action {
         Action::Push(image) => {
             let path = inside(sources, &image, "params.image")?;
             let local = image_input::open(&path)?;
-            push(client, repo, &local, &tags, mount_from.as_ref()).await?
+            push(client, repo, &local, &tags, mount_from.as_ref(), &moved).await?
         }
-        Action::Promote(from, digest) => promote(client, &from, &digest, repo, &tags).await?,
+        Action::Promote(from, digest) => {
+            promote(client, &from, &digest, repo, &tags, &moved).await?
+        }
         Action::Build(request) => {
             let docker = crate::docker::connect(ctx.env("DOCKER_HOST")).await?;
             let scratch = tempfile::tempdir().context("a temporary directory for the build")?;
             let saved = crate::docker::build(&docker, &request, scratch.path()).await?;
             let local = image_input::open(&saved)?;
-            push(client, repo, &local, &tags, mount_from.as_ref()).await?
+            push(client, repo, &local, &tags, mount_from.as_ref(), &moved).await?
         }
     };
     let pinned = repo.pinned(&digest);
@@ -349,6 +377,7 @@ async fn push(
     image: &image_input::LocalImage,
     tags: &[String],
     mount_from: Option<&Repository>,
+    moved: &Moved,
 ) -> anyhow::Result<String> {
     let total: u64 = image.blobs.iter().map(|b| b.size).sum();
     tracing::info!(
@@ -365,14 +394,18 @@ async fn push(
             .put_manifest(repo, &child.digest, child.bytes.clone(), &child.media_type)
             .await?;
     }
-    put_tags(client, repo, &image.top, tags).await
+    put_tags(client, repo, &image.top, tags, moved).await
 }
+
+/// The tags moved so far (for the abort line).
+type Moved = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 async fn put_tags(
     client: &Client,
     repo: &Repository,
     manifest: &LocalManifest,
     tags: &[String],
+    moved: &Moved,
 ) -> anyhow::Result<String> {
     for tag in tags {
         let digest = client
@@ -386,6 +419,10 @@ async fn put_tags(
             );
         }
         tracing::info!("{} -> {}", repo.tagged(tag), manifest.digest);
+        moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tag.clone());
     }
     Ok(manifest.digest.clone())
 }
@@ -396,6 +433,7 @@ async fn promote(
     digest: &str,
     to: &Repository,
     tags: &[String],
+    moved: &Moved,
 ) -> anyhow::Result<String> {
     let manifest = client.manifest(from, digest).await?.with_context(|| {
         format!(
@@ -435,7 +473,7 @@ async fn promote(
             mount_all(client, from, to, &value).await?;
         }
     }
-    put_tags(client, to, &top, tags).await
+    put_tags(client, to, &top, tags, moved).await
 }
 
 async fn mount_all(

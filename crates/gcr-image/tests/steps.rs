@@ -547,3 +547,58 @@ fn a_token_registry_over_tls_with_a_private_ca_works_like_gcr() {
         "{line}"
     );
 }
+
+/// Concourse stops a step with SIGTERM. Stopped mid-upload, gcr-image moves no tag and says
+/// so (uploaded blobs stay unreferenced until the registry's garbage collection).
+#[test]
+fn sigterm_mid_upload_moves_no_tag_and_says_so() {
+    use fakes::fault::{Fault, FaultProxy, Rule};
+    let registry = Registry::start(Auth::None);
+    let proxy = FaultProxy::start(
+        registry.host().parse().unwrap(),
+        vec![Rule {
+            method: "PUT",
+            path_contains: "/blobs/uploads/",
+            times: 100,
+            fault: Fault::Throttle(200_000),
+        }],
+    );
+    let dir = temp_dir();
+    // About 4 MB that gzip cannot shrink much: some 20 s at 200 kB/s.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let content: String = (0..4_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'!' + (state % 90) as u8)
+        })
+        .collect();
+    let layout = oci_layout(dir.path(), &content);
+    let repo = format!("{}/team/app", proxy.host());
+    let request = json!({"source": {"repository": repo, "insecure": true},
+                         "params": {"image": layout.file_name().unwrap().to_str().unwrap(), "tag": "1.0"}});
+    let running = Binary::at(env!("CARGO_BIN_EXE_gcr-image")).start(
+        "out",
+        &[arg(dir.path())],
+        request.to_string().as_bytes(),
+        &build_env(),
+    );
+    running.wait_for("pushing sha256:", std::time::Duration::from_secs(20));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (run, _) = running.terminate();
+    let line = run.failure();
+    assert!(
+        line.starts_with(&format!(
+            "aborted by SIGTERM: stopped before any tag of {repo} moved"
+        )),
+        "{line}"
+    );
+    assert!(
+        !registry
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.uri.contains("/manifests/")),
+        "no manifest was written"
+    );
+}

@@ -25,6 +25,8 @@ pub struct Plan {
     pub team_reviewers: Vec<String>,
     pub draft: bool,
     pub merge: Option<(MergeMethod, Duration)>,
+    /// What to say if Concourse stops the step (see `protocol::abort`).
+    pub on_abort: protocol::abort::OnAbort,
 }
 
 use protocol::paths::{inside, read_text};
@@ -82,6 +84,7 @@ impl Plan {
             None
         };
         Ok(Self {
+            on_abort: ctx.on_abort.clone(),
             title,
             body,
             labels: params.labels,
@@ -224,6 +227,11 @@ pub async fn put(config: &Config, gh: &Github, plan: Plan) -> anyhow::Result<Res
             .await?;
     }
     if let Some((method, timeout)) = plan.merge {
+        // Stopped while waiting: nothing to undo; the pull request stays as it is.
+        let number = pr.number;
+        let _abort = plan.on_abort.register(move || async move {
+            format!("#{number} stays open and unmerged; the next run merges it once it is green")
+        });
         pr = merge_when_green(config, gh, pr.number, method, timeout).await?;
     }
     Ok(respond(&pr))

@@ -566,3 +566,33 @@ fn check_follows_pagination_across_many_promotions() {
         gh.requests()
     );
 }
+
+/// Concourse stops a step with SIGTERM: a merge wait stops at once, the pull request stays
+/// open and unmerged, and the step says so.
+#[test]
+fn sigterm_during_the_merge_wait_leaves_the_pull_request_open() {
+    let gh = fake();
+    let head = gh.push(REPO, "develop", 1);
+    gh.protect(REPO, "master", &["ci/unit"]);
+    gh.set_status(REPO, &head, "ci/unit", "pending");
+    let sources = temp_dir();
+    let request = json!({"source": source(&gh), "params": {"merge": true, "timeout": "10m"}});
+    let running = Binary::at(env!("CARGO_BIN_EXE_github-promote-pr")).start(
+        "out",
+        &[arg(sources.path())],
+        request.to_string().as_bytes(),
+        &env(sources.path()),
+    );
+    running.wait_for("waiting for checks", Duration::from_secs(20));
+    let (run, took) = running.terminate();
+    run.assert_no_secret(CANARY);
+    assert_eq!(
+        run.failure(),
+        "aborted by SIGTERM: #1 stays open and unmerged; the next run merges it once it is green"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let pulls = gh.pulls(REPO);
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0].1, "open");
+    assert!(!pulls[0].2, "not merged");
+}

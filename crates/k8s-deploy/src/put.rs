@@ -243,6 +243,23 @@ pub async fn put(
         }
     }
 
+    // If Concourse stops the step from here on (abort, step timeout), undo what can be undone.
+    let mut planned: Vec<String> = manifests
+        .iter()
+        .filter(|(_, d)| d["kind"] == "Deployment")
+        .filter_map(|(_, d)| d["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    for (entry, _) in &images {
+        if !planned.contains(&entry.deployment) {
+            planned.push(entry.deployment.clone());
+        }
+    }
+    let abort_guard = ctx.on_abort.register({
+        let (cluster, namespace, previous) = (cluster.clone(), namespace.clone(), previous.clone());
+        let rollback = params.rollback_on_failure;
+        move || abort_rollout(cluster, namespace, planned, previous, rollback)
+    });
+
     let mut touched: Vec<String> = Vec::new();
     for (source_name, doc) in &manifests {
         let applied = cluster
@@ -320,6 +337,7 @@ pub async fn put(
         }
         if !failures.is_empty() {
             if params.rollback_on_failure {
+                // This path rolls back itself; an abort during it still finds the hook.
                 let mut restored = Vec::new();
                 for name in &touched {
                     match previous.iter().find(|(n, _)| n == name) {
@@ -355,6 +373,7 @@ pub async fn put(
         }
     }
 
+    drop(abort_guard);
     let after = state::deployed(&cluster, &namespace, &config.deployments).await?;
     let revision = state::revision(&after);
     let mut metadata = Metadata::new().with("namespace", namespace.as_str());
@@ -368,6 +387,44 @@ pub async fn put(
         revision,
     })
     .with_metadata(metadata))
+}
+
+/// The abort hook of a deploy: with `rollback_on_failure`, each planned Deployment that
+/// existed before gets its previous template back (its rollout starts; the grace period leaves
+/// no time to wait for it); without, the rollouts are left where they stood, and said so.
+async fn abort_rollout(
+    cluster: Cluster,
+    namespace: String,
+    planned: Vec<String>,
+    previous: Vec<(String, Value)>,
+    rollback: bool,
+) -> String {
+    if !rollback {
+        return format!(
+            "left the rollout of {} in {namespace} where it stood (rollback_on_failure is off)",
+            planned.join(", ")
+        );
+    }
+    let mut said = Vec::new();
+    for name in &planned {
+        match previous.iter().find(|(n, _)| n == name) {
+            Some((_, template)) => match cluster.restore_template(&namespace, name, template).await
+            {
+                Ok(()) => {
+                    let images: Vec<&str> = template["spec"]["containers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c["image"].as_str())
+                        .collect();
+                    said.push(format!("rolled back {name} to {}", images.join(" ")));
+                }
+                Err(e) => said.push(format!("could not roll back {name}: {e:#}")),
+            },
+            None => said.push(format!("{name} is new in this deploy; left as it is")),
+        }
+    }
+    said.join(", ")
 }
 
 /// Label values: at most 63 characters of [A-Za-z0-9._-].

@@ -594,3 +594,56 @@ fn a_failed_config_only_rollout_is_rolled_back() {
         "the old template is back"
     );
 }
+
+/// Concourse stops a step with SIGTERM (build aborted, step timeout) and SIGKILL 10 s later.
+/// A production deploy with `rollback_on_failure` stopped mid-rollout puts the previous
+/// template back before it exits (before: the process died, the half-done rollout stayed).
+#[test]
+fn sigterm_mid_rollout_rolls_back_when_asked() {
+    let k = fake();
+    let good = Build::new(&app("registry.local/api:1", "", "", 600));
+    good.put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    // The new release never finishes rolling out.
+    let stuck = Build::new(&app(
+        "registry.local/api:2",
+        "",
+        "fake.k8s.io/stall: \"true\"",
+        600,
+    ));
+    let request = json!({"source": source(&k), "params": {"manifests": ["ci/k8s/app.yml"], "rollback_on_failure": true, "timeout": "5m"}});
+    let running = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
+        "out",
+        &[arg(stuck.dir.path())],
+        request.to_string().as_bytes(),
+        &build_env(),
+    );
+    running.wait_for("updated", Duration::from_secs(20));
+    assert_eq!(image_of(&k, "default"), "registry.local/api:2");
+    let (run, took) = running.terminate();
+    run.assert_no_secret(CANARY);
+    let line = run.failure();
+    assert!(
+        line.starts_with("aborted by SIGTERM: rolled back api-gateway to registry.local/api:1"),
+        "{line}"
+    );
+    assert!(took < Duration::from_secs(9), "{took:?}");
+    assert_eq!(image_of(&k, "default"), "registry.local/api:1");
+
+    // Without rollback_on_failure the rollout is left as it stands, and the log says so.
+    let request =
+        json!({"source": source(&k), "params": {"manifests": ["ci/k8s/app.yml"], "timeout": "5m"}});
+    let running = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
+        "out",
+        &[arg(stuck.dir.path())],
+        request.to_string().as_bytes(),
+        &build_env(),
+    );
+    running.wait_for("updated", Duration::from_secs(20));
+    let (run, _) = running.terminate();
+    assert_eq!(
+        run.failure(),
+        "aborted by SIGTERM: left the rollout of api-gateway in default where it stood (rollback_on_failure is off)"
+    );
+    assert_eq!(image_of(&k, "default"), "registry.local/api:2");
+}

@@ -26,6 +26,9 @@ pub struct Invocation {
     pub args: Vec<OsString>,
     /// The environment (build metadata, `DOCKER_HOST`, ...).
     pub env: BTreeMap<String, String>,
+    /// Stop the step on SIGTERM/SIGINT and run its abort hooks ([`crate::abort`]). Only a
+    /// real process listens: an in-process test run must not take the test runner's signals.
+    pub signals: bool,
 }
 
 impl Invocation {
@@ -35,6 +38,7 @@ impl Invocation {
             env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
+            signals: true,
         }
     }
 }
@@ -224,7 +228,11 @@ fn execute<R: Resource>(
             let given = request.version;
             let given_json = given.as_ref().map(wire::version_to_json);
             let versions = runtime()?
-                .block_on(resource.check(request.source, given, &ctx))
+                .block_on(stoppable(
+                    invocation.signals,
+                    &ctx,
+                    resource.check(request.source, given, &ctx),
+                ))
                 .map_err(fail)?;
             if let Some(problem) = order::violation(
                 given_json.and_then(Result::ok).as_ref(),
@@ -251,7 +259,11 @@ fn execute<R: Resource>(
             let ctx = Context::new(invocation.env.clone(), debug);
             let _log = tracing::subscriber::set_default(subscriber(stderr.clone(), debug));
             let response = runtime()?
-                .block_on(resource.get(request.source, request.version, request.params, dest, &ctx))
+                .block_on(stoppable(
+                    invocation.signals,
+                    &ctx,
+                    resource.get(request.source, request.version, request.params, dest, &ctx),
+                ))
                 .map_err(fail)?;
             wire::response_to_json(&response).map_err(|e| format!("internal error: {e}"))
         }
@@ -269,11 +281,44 @@ fn execute<R: Resource>(
             let ctx = Context::new(invocation.env.clone(), debug);
             let _log = tracing::subscriber::set_default(subscriber(stderr.clone(), debug));
             let response = runtime()?
-                .block_on(resource.put(request.source, request.params, sources, &ctx))
+                .block_on(stoppable(
+                    invocation.signals,
+                    &ctx,
+                    resource.put(request.source, request.params, sources, &ctx),
+                ))
                 .map_err(fail)?;
             wire::response_to_json(&response).map_err(|e| format!("internal error: {e}"))
         }
     }
+}
+
+/// Runs `step`; with `signals`, a SIGTERM or SIGINT stops it, its abort hooks run within
+/// [`crate::abort::GRACE`], and the step fails saying so.
+async fn stoppable<T>(
+    signals: bool,
+    ctx: &Context,
+    step: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    if !signals {
+        return step.await;
+    }
+    let mut step = Box::pin(step);
+    let signal = tokio::select! {
+        biased;
+        signal = crate::abort::signalled() => signal,
+        result = &mut step => return result,
+    };
+    // From here a dropped registration keeps its hook: the step is stopped where it is.
+    ctx.on_abort.begin();
+    drop(step);
+    tracing::warn!(
+        "{signal}: Concourse stopped the step (build aborted or step timeout); cleaning up"
+    );
+    let lines = ctx.on_abort.run(crate::abort::GRACE).await;
+    if lines.is_empty() {
+        anyhow::bail!("aborted by {signal}; nothing was left to undo")
+    }
+    anyhow::bail!("aborted by {signal}: {}", lines.join("; "))
 }
 
 /// The one runtime of a run, built only once the request is known to be good.

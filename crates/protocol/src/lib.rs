@@ -11,6 +11,7 @@
 //! - versions are flat maps of strings, metadata values are strings;
 //! - a panic becomes one error line and exit 1.
 
+pub mod abort;
 pub mod build_info;
 pub mod duration;
 pub mod error;

@@ -18,6 +18,8 @@ pub struct Context {
     pub build: BuildMetadata,
     /// `source.debug: true` was set: log request detail at debug level.
     pub debug: bool,
+    /// What to undo if Concourse stops the step (SIGTERM): see [`crate::abort`].
+    pub on_abort: crate::abort::OnAbort,
     env: BTreeMap<String, String>,
 }
 
@@ -26,6 +28,7 @@ impl Context {
         Self {
             build: BuildMetadata::from_lookup(|k| env.get(k).cloned()),
             debug,
+            on_abort: Default::default(),
             env,
         }
     }

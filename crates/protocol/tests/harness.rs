@@ -102,7 +102,11 @@ fn run(args: &[&str], request: &str, env: &[(&str, &str)]) -> Outcome {
         .collect();
     run_captured(
         &Misbehaving,
-        Invocation { args: argv, env },
+        Invocation {
+            args: argv,
+            env,
+            signals: false,
+        },
         request.as_bytes(),
     )
 }

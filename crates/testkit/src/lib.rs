@@ -173,6 +173,7 @@ pub fn in_process<R: Resource>(
         Invocation {
             args: argv,
             env: env.clone(),
+            signals: false,
         },
         stdin,
     )
@@ -227,6 +228,137 @@ impl Binary {
         let mut cmd = Command::new(&self.path);
         cmd.arg0(argv0).args(args).env_clear().envs(env);
         spawn(cmd, stdin)
+    }
+}
+
+impl Binary {
+    /// Starts `argv0 args...` in the background with the request written to its stdin, to be
+    /// stopped mid-step the way Concourse stops one ([`Running::terminate`]).
+    pub fn start(
+        &self,
+        argv0: &str,
+        args: &[&str],
+        stdin: &[u8],
+        env: &BTreeMap<String, String>,
+    ) -> Running {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg0(argv0).args(args).env_clear().envs(env);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.path.display()));
+        let mut input = child.stdin.take().expect("piped stdin");
+        let _ = input.write_all(stdin);
+        drop(input);
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+}
+
+/// A step running in the background (see [`Binary::start`]).
+#[derive(Debug)]
+pub struct Running {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// The log so far, without ANSI escapes.
+    pub fn log(&self) -> String {
+        strip_ansi(
+            &self
+                .stderr
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Waits until the log contains `text` (bounded by `within`); panics with the log if not.
+    #[track_caller]
+    pub fn wait_for(&self, text: &str, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self.log().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the step never logged {text:?}; log so far:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM, as Concourse does on abort or step timeout (`kill -TERM`: no unsafe code
+    /// here), and waits for the process (bounded: Concourse sends SIGKILL 10 s later, so a
+    /// step still running after 10 s fails the test).
+    pub fn terminate(mut self) -> (Run, std::time::Duration) {
+        let sent = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = sent + std::time::Duration::from_secs(10);
+        let code = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for the step") {
+                break s.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the step was still running 10 s after SIGTERM (Concourse would SIGKILL it); log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let took = sent.elapsed();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut out, &mut stdout);
+        }
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        (
+            Run {
+                code,
+                stdout,
+                stderr,
+            },
+            took,
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
