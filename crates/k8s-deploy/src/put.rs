@@ -107,12 +107,68 @@ fn resolve_image(sources: &Path, image: &str, field: &str) -> anyhow::Result<Str
     Ok(image.to_owned())
 }
 
+/// Everything a deploy will do, read and checked before the first change: a typo in an
+/// `images` entry, a bad manifest or a missing container changes nothing in the cluster.
+struct Plan {
+    namespace: String,
+    /// Labels of the ephemeral namespace to create, when asked.
+    ephemeral: Option<Vec<(&'static str, String)>>,
+    /// Manifests to apply, with the `images` of the Deployments they describe written in.
+    manifests: Vec<(String, Value)>,
+    /// `(deployment, container, reference)` for Deployments the manifests do not describe.
+    set_images: Vec<(String, String, String)>,
+    /// The Deployments this deploy changes, in order.
+    planned: Vec<String>,
+    /// Their templates before the change (those that existed), for a rollback.
+    previous: Vec<(String, Value)>,
+    timeout: Duration,
+    wait: bool,
+    rollback: bool,
+    force: bool,
+}
+
 pub async fn put(
     config: &Config,
     params: PutParams,
     sources: &Path,
     ctx: &Context,
 ) -> anyhow::Result<Response<Version>> {
+    let request = read(config, params, sources, ctx)?;
+    let cluster = Cluster::connect(config).await?;
+    let request = match request {
+        Request::DeleteNamespace(namespace) => return delete_namespace(&cluster, namespace).await,
+        Request::Deploy(r) => r,
+    };
+    let plan = plan(&cluster, request).await?;
+    let touched = apply(&cluster, &plan, ctx).await?;
+    respond(&cluster, config, &plan, &touched).await
+}
+
+/// A deploy as read from the request, before the one look at the cluster.
+struct Read {
+    namespace: String,
+    ephemeral: Option<Vec<(&'static str, String)>>,
+    manifests: Vec<(String, Value)>,
+    images: Vec<(crate::source::ImageParam, String)>,
+    in_manifests: Vec<usize>,
+    timeout: Duration,
+    wait: bool,
+    rollback: bool,
+    force: bool,
+}
+
+enum Request {
+    DeleteNamespace(String),
+    Deploy(Read),
+}
+
+/// Reads and checks the request and the build's files; no request to the cluster.
+fn read(
+    config: &Config,
+    params: PutParams,
+    sources: &Path,
+    ctx: &Context,
+) -> anyhow::Result<Request> {
     let timeout = match &params.timeout {
         Some(t) => parse_duration(t).ok_or_else(|| {
             FieldError::new("params.timeout", "must be a duration like \"5m\", \"90s\"")
@@ -170,25 +226,7 @@ pub async fn put(
             )
             .into());
         }
-        let cluster = Cluster::connect(config).await?;
-        let deleted = cluster.delete_namespace(&namespace).await?;
-        tracing::info!(
-            "namespace {namespace} {}",
-            if deleted {
-                "deleted"
-            } else {
-                "was already gone"
-            }
-        );
-        return Ok(Response::new(Version {
-            namespace: namespace.clone(),
-            revision: "deleted".into(),
-        })
-        .with_metadata(
-            Metadata::new()
-                .with("namespace", namespace)
-                .with("deleted", deleted.to_string()),
-        ));
+        return Ok(Request::DeleteNamespace(namespace));
     }
     let mut manifests = read_manifests(sources, &params.manifests)?;
     let mut images = Vec::new();
@@ -206,10 +244,8 @@ pub async fn put(
         )
         .into());
     }
-
-    let cluster = Cluster::connect(config).await?;
-    if let Some(prefix) = &params.ephemeral_namespace {
-        let labels = [
+    let ephemeral = params.ephemeral_namespace.as_ref().map(|prefix| {
+        [
             ("app.kubernetes.io/managed-by", "k8s-deploy".to_owned()),
             ("concourse.ci/prefix", prefix.clone()),
             (
@@ -224,46 +260,183 @@ pub async fn put(
                 "concourse.ci/build",
                 ctx.build.name.clone().unwrap_or_default(),
             ),
-        ];
-        let labels: Vec<(&str, String)> = labels
-            .into_iter()
-            .map(|(k, v)| (k, label_value(&v)))
-            .collect();
-        cluster.ensure_namespace(&namespace, &labels).await?;
-        tracing::info!("namespace {namespace} ready");
-    }
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, label_value(&v)))
+        .collect()
+    });
+    Ok(Request::Deploy(Read {
+        namespace,
+        ephemeral,
+        manifests,
+        images,
+        in_manifests,
+        timeout,
+        wait: params.wait.unwrap_or(true),
+        rollback: params.rollback_on_failure,
+        force: params.force_conflicts,
+    }))
+}
 
-    // Templates before the change, for rollback.
-    let before = state::deployed(&cluster, &namespace, &[]).await?;
-    let mut previous: Vec<(String, Value)> = Vec::new();
-    for d in &before {
-        if let Ok(full) = cluster.deployments(&namespace).get(&d.name).await {
-            let template = serde_json::to_value(full.spec.map(|s| s.template).unwrap_or_default())?;
-            previous.push((d.name.clone(), template));
+async fn delete_namespace(
+    cluster: &Cluster,
+    namespace: String,
+) -> anyhow::Result<Response<Version>> {
+    let deleted = cluster.delete_namespace(&namespace).await?;
+    tracing::info!(
+        "namespace {namespace} {}",
+        if deleted {
+            "deleted"
+        } else {
+            "was already gone"
+        }
+    );
+    Ok(Response::new(Version {
+        namespace: namespace.clone(),
+        revision: "deleted".into(),
+    })
+    .with_metadata(
+        Metadata::new()
+            .with("namespace", namespace)
+            .with("deleted", deleted.to_string()),
+    ))
+}
+
+/// Checks every `images` entry against the Deployments the manifests describe and those the
+/// namespace has (one LIST), and keeps the current templates for a rollback. No change yet.
+async fn plan(cluster: &Cluster, r: Read) -> anyhow::Result<Plan> {
+    let namespace = r.namespace;
+    let existing = cluster
+        .deployments(&namespace)
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "list the Deployments of {namespace}: {}",
+                crate::cluster::kube_error(&e)
+            )
+        })?
+        .items;
+    // Containers per Deployment: the manifests' word wins (they are applied first).
+    let mut known: Vec<(String, Vec<String>)> = Vec::new();
+    for (_, doc) in r
+        .manifests
+        .iter()
+        .filter(|(_, d)| d["kind"] == "Deployment")
+    {
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let containers = doc["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        known.push((name, containers));
+    }
+    for d in &existing {
+        let summary = state::summarize(d);
+        if !known.iter().any(|(n, _)| *n == summary.name) {
+            known.push((
+                summary.name,
+                summary.containers.into_iter().map(|c| c.name).collect(),
+            ));
         }
     }
-
-    // If Concourse stops the step from here on (abort, step timeout), undo what can be undone.
-    let mut planned: Vec<String> = manifests
+    let mut planned: Vec<String> = r
+        .manifests
         .iter()
         .filter(|(_, d)| d["kind"] == "Deployment")
         .filter_map(|(_, d)| d["metadata"]["name"].as_str().map(str::to_owned))
         .collect();
-    for (entry, _) in &images {
-        if !planned.contains(&entry.deployment) {
-            planned.push(entry.deployment.clone());
+    let mut set_images = Vec::new();
+    for (i, (entry, reference)) in r.images.iter().enumerate() {
+        let Some((name, containers)) = known.iter().find(|(n, _)| *n == entry.deployment) else {
+            let mut names: Vec<&str> = known.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            bail!(FieldError::new(
+                format!("params.images[{i}].deployment"),
+                format!(
+                    "no Deployment \"{}\" in namespace {namespace} or the manifests; there are: {}",
+                    entry.deployment,
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            ));
+        };
+        let container = match &entry.container {
+            Some(c) => c.clone(),
+            None if containers.len() == 1 => containers[0].clone(),
+            None => containers
+                .iter()
+                .find(|c| *c == name)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        if !containers.contains(&container) {
+            bail!(FieldError::new(
+                format!("params.images[{i}].container"),
+                format!(
+                    "Deployment {name} has no container \"{container}\"; it has: {}",
+                    containers.join(", ")
+                )
+            ));
+        }
+        if !r.in_manifests.contains(&i) {
+            set_images.push((name.clone(), container, reference.clone()));
+        }
+        if !planned.contains(name) {
+            planned.push(name.clone());
         }
     }
+    let mut previous = Vec::new();
+    for d in &existing {
+        let name = d.metadata.name.clone().unwrap_or_default();
+        if planned.contains(&name)
+            && let Some(spec) = &d.spec
+        {
+            previous.push((name, serde_json::to_value(&spec.template)?));
+        }
+    }
+    Ok(Plan {
+        namespace,
+        ephemeral: r.ephemeral,
+        manifests: r.manifests,
+        set_images,
+        planned,
+        previous,
+        timeout: r.timeout,
+        wait: r.wait,
+        rollback: r.rollback,
+        force: r.force,
+    })
+}
+
+/// Makes the changes, waits for the rollouts, and rolls back when asked. Returns the
+/// Deployments changed.
+async fn apply(cluster: &Cluster, plan: &Plan, ctx: &Context) -> anyhow::Result<Vec<String>> {
+    let namespace = &plan.namespace;
+    if let Some(labels) = &plan.ephemeral {
+        let labels: Vec<(&str, String)> = labels.iter().map(|(k, v)| (*k, v.clone())).collect();
+        cluster.ensure_namespace(namespace, &labels).await?;
+        tracing::info!("namespace {namespace} ready");
+    }
+    // If Concourse stops the step from here on (abort, step timeout), undo what can be undone.
     let abort_guard = ctx.on_abort.register({
-        let (cluster, namespace, previous) = (cluster.clone(), namespace.clone(), previous.clone());
-        let rollback = params.rollback_on_failure;
+        let (cluster, namespace) = (cluster.clone(), namespace.clone());
+        let (planned, previous, rollback) =
+            (plan.planned.clone(), plan.previous.clone(), plan.rollback);
         move || abort_rollout(cluster, namespace, planned, previous, rollback)
     });
-
     let mut touched: Vec<String> = Vec::new();
-    for (source_name, doc) in &manifests {
+    for (source_name, doc) in &plan.manifests {
         let applied = cluster
-            .apply(doc, &namespace, params.force_conflicts)
+            .apply(doc, namespace, plan.force)
             .await
             .map_err(|e| anyhow::anyhow!("{source_name}: {e:#}"))?;
         tracing::info!("applied {applied}");
@@ -276,105 +449,82 @@ pub async fn put(
             );
         }
     }
-
-    // Images: Deployments and containers must exist (after the manifests).
-    let now = state::deployed(&cluster, &namespace, &[]).await?;
-    for (i, (entry, reference)) in images.iter().enumerate() {
-        let Some(d) = now.iter().find(|d| d.name == entry.deployment) else {
-            let names: Vec<&str> = now.iter().map(|d| d.name.as_str()).collect();
-            bail!(FieldError::new(
-                format!("params.images[{i}].deployment"),
-                format!(
-                    "no Deployment \"{}\" in namespace {namespace}; it has: {}",
-                    entry.deployment,
-                    if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
-                    }
-                )
-            ));
-        };
-        let container = match &entry.container {
-            Some(c) => c.clone(),
-            None if d.containers.len() == 1 => d.containers[0].name.clone(),
-            None => d
-                .containers
-                .iter()
-                .find(|c| c.name == d.name)
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-        };
-        if !d.containers.iter().any(|c| c.name == container) {
-            let names: Vec<&str> = d.containers.iter().map(|c| c.name.as_str()).collect();
-            bail!(FieldError::new(
-                format!("params.images[{i}].container"),
-                format!(
-                    "Deployment {} has no container \"{container}\"; it has: {}",
-                    d.name,
-                    names.join(", ")
-                )
-            ));
-        }
-        if !in_manifests.contains(&i) {
-            cluster
-                .set_image(&namespace, &d.name, &container, reference)
-                .await?;
-        }
-        tracing::info!("{}/{container} -> {reference}", d.name);
-        if !touched.contains(&d.name) {
-            touched.push(d.name.clone());
+    for (deployment, container, reference) in &plan.set_images {
+        cluster
+            .set_image(namespace, deployment, container, reference)
+            .await?;
+        tracing::info!("{deployment}/{container} -> {reference}");
+        if !touched.contains(deployment) {
+            touched.push(deployment.clone());
         }
     }
-
-    if params.wait.unwrap_or(true) {
-        let deadline = protocol::duration::deadline_after(timeout);
-        let mut failures = Vec::new();
-        for name in &touched {
-            if let Err(why) = wait::wait(&cluster, &namespace, name, deadline).await {
-                failures.push(why);
-            }
-        }
-        if !failures.is_empty() {
-            if params.rollback_on_failure {
-                // This path rolls back itself; an abort during it still finds the hook.
-                let mut restored = Vec::new();
-                for name in &touched {
-                    match previous.iter().find(|(n, _)| n == name) {
-                        Some((_, template)) => {
-                            cluster.restore_template(&namespace, name, template).await?;
-                            restored.push(name.clone());
-                        }
-                        None => {
-                            tracing::warn!("{name} is new in this deploy: nothing to roll back to")
-                        }
-                    }
-                }
-                let deadline = protocol::duration::deadline_after(timeout);
-                for name in &restored {
-                    if let Err(why) = wait::wait(&cluster, &namespace, name, deadline).await {
-                        bail!(
-                            "{}; the rollback of {name} did not finish either: {why}",
-                            failures.join("; ")
-                        );
-                    }
-                }
-                bail!(
-                    "{}; rolled back {} to the previous images",
-                    failures.join("; "),
-                    if restored.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        restored.join(", ")
-                    }
-                );
-            }
-            bail!("{}", failures.join("; "));
-        }
+    if plan.wait {
+        wait_or_roll_back(cluster, plan, &touched).await?;
     }
-
     drop(abort_guard);
-    let after = state::deployed(&cluster, &namespace, &config.deployments).await?;
+    Ok(touched)
+}
+
+/// Waits for every changed Deployment; on a failure, with `rollback_on_failure`, restores the
+/// previous templates and waits for them (judged by revision, like the rollout).
+async fn wait_or_roll_back(
+    cluster: &Cluster,
+    plan: &Plan,
+    touched: &[String],
+) -> anyhow::Result<()> {
+    let namespace = &plan.namespace;
+    let deadline = protocol::duration::deadline_after(plan.timeout);
+    let mut failures = Vec::new();
+    for name in touched {
+        if let Err(why) = wait::wait(cluster, namespace, name, deadline).await {
+            failures.push(why);
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    if !plan.rollback {
+        bail!("{}", failures.join("; "));
+    }
+    let mut restored = Vec::new();
+    for name in touched {
+        match plan.previous.iter().find(|(n, _)| n == name) {
+            Some((_, template)) => {
+                cluster.restore_template(namespace, name, template).await?;
+                restored.push(name.clone());
+            }
+            None => tracing::warn!("{name} is new in this deploy: nothing to roll back to"),
+        }
+    }
+    let deadline = protocol::duration::deadline_after(plan.timeout);
+    for name in &restored {
+        if let Err(why) = wait::wait(cluster, namespace, name, deadline).await {
+            bail!(
+                "{}; the rollback of {name} did not finish either: {why}",
+                failures.join("; ")
+            );
+        }
+    }
+    bail!(
+        "{}; rolled back {} to the previous images",
+        failures.join("; "),
+        if restored.is_empty() {
+            "nothing".to_owned()
+        } else {
+            restored.join(", ")
+        }
+    );
+}
+
+/// The version: the set of images now running.
+async fn respond(
+    cluster: &Cluster,
+    config: &Config,
+    plan: &Plan,
+    touched: &[String],
+) -> anyhow::Result<Response<Version>> {
+    let namespace = plan.namespace.clone();
+    let after = state::deployed(cluster, &namespace, &config.deployments).await?;
     let revision = state::revision(&after);
     let mut metadata = Metadata::new().with("namespace", namespace.as_str());
     for d in after.iter().filter(|d| touched.contains(&d.name)) {

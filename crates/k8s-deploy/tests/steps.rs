@@ -310,7 +310,7 @@ fn bad_input_names_the_field_and_what_exists() {
     )
     .unwrap();
     let cases = [
-        (json!({"images": [{"deployment": "api-gatewy", "image": "api-dev"}]}), "params.images[0].deployment: no Deployment \"api-gatewy\" in namespace default; it has: api-gateway".to_owned()),
+        (json!({"images": [{"deployment": "api-gatewy", "image": "api-dev"}]}), "params.images[0].deployment: no Deployment \"api-gatewy\" in namespace default or the manifests; there are: api-gateway".to_owned()),
         (json!({"images": [{"deployment": "api-gateway", "container": "sidecar", "image": "api-dev"}]}), "params.images[0].container: Deployment api-gateway has no container \"sidecar\"; it has: api-gateway".to_owned()),
         (json!({"images": [{"deployment": "api-gateway", "image": "nowhere"}]}), "params.images[0].image: nowhere is neither a directory of the build nor an image reference".to_owned()),
         (json!({"manifests": ["missing.yml"]}), "params.manifests[0]: missing.yml does not exist".to_owned()),
@@ -646,4 +646,42 @@ fn sigterm_mid_rollout_rolls_back_when_asked() {
         "aborted by SIGTERM: left the rollout of api-gateway in default where it stood (rollback_on_failure is off)"
     );
     assert_eq!(image_of(&k, "default"), "registry.local/api:2");
+}
+
+/// Everything that can be checked from the request and one LIST is checked before the first
+/// write (before: the namespace was created and the manifests applied, then the typo failed).
+#[test]
+fn a_typo_in_images_changes_nothing_in_the_cluster() {
+    let k = fake();
+    let b = Build::new(&app("registry.local/api:1", "", "", 600));
+    std::fs::write(
+        b.dir.path().join("ci/k8s/config.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
+    )
+    .unwrap();
+    let namespaces = k.list("", "v1", "namespaces", "").len();
+    let line = b
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml", "ci/k8s/config.yml"], "ephemeral_namespace": "typo",
+                   "images": [{"deployment": "api-gatewy", "image": "api-dev"}]}),
+        )
+        .one_line_failure();
+    assert!(
+        line.starts_with("params.images[0].deployment: no Deployment \"api-gatewy\""),
+        "{line}"
+    );
+    assert_eq!(
+        k.list("", "v1", "namespaces", "").len(),
+        namespaces,
+        "no namespace made"
+    );
+    assert!(
+        k.list("", "v1", "configmaps", "").is_empty(),
+        "nothing applied"
+    );
+    assert!(
+        k.list("apps", "v1", "deployments", "").is_empty(),
+        "nothing applied"
+    );
 }
