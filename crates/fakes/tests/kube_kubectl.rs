@@ -336,3 +336,102 @@ fn a_wrong_token_is_refused_as_a_cluster_would() {
         "{err}"
     );
 }
+
+/// kubectl referees field ownership: an applier that drops a list item keyed by `name` removes
+/// it whole (before: a nameless `{"value": ...}` stayed behind), managedFields carry the
+/// operation (`Apply` for server-side apply, `Update` for `kubectl set`), and an applier's
+/// old value conflicts with the Update that changed it, under the same manager name too.
+#[test]
+fn kubectl_applies_drop_list_items_and_show_apply_and_update_owners() {
+    let c = cluster();
+    let deployment = |env: &str| {
+        format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: default}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers:
+      - name: api
+        image: registry.local/api:1
+        env: [{env}]
+"
+        )
+    };
+    let apply = |manifest: &str, extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--field-manager=k8s-deploy",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["-f", "-"]);
+        c.kubectl_stdin(&args, Some(manifest))
+    };
+    let two = apply(
+        &deployment("{name: A, value: \"1\"}, {name: B, value: \"2\"}"),
+        &[],
+    );
+    assert_eq!(two.code, 0, "{}", two.stderr);
+    let one = apply(&deployment("{name: A, value: \"1\"}"), &[]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let env = c.ok(&[
+        "get",
+        "deployment",
+        "api",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env}",
+    ]);
+    let env: serde_json::Value = serde_json::from_str(&env).unwrap();
+    assert_eq!(env, serde_json::json!([{"name": "A", "value": "1"}]));
+
+    // `kubectl set image` is an Update (strategic merge patch) by manager kubectl-set.
+    c.ok(&["set", "image", "deployment/api", "api=registry.local/api:2"]);
+    let yaml = c.ok(&[
+        "get",
+        "deployment",
+        "api",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
+    assert!(
+        yaml.contains("manager: k8s-deploy") && yaml.contains("operation: Apply"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("manager: kubectl-set") && yaml.contains("operation: Update"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("k:{\"name\":\"api\"}"),
+        "fieldsV1 keys list items by name:\n{yaml}"
+    );
+    let conflicted = apply(&deployment("{name: A, value: \"1\"}"), &[]);
+    assert_ne!(conflicted.code, 0);
+    assert!(
+        conflicted.stderr.contains("conflict") && conflicted.stderr.contains("kubectl-set"),
+        "{}",
+        conflicted.stderr
+    );
+    let forced = apply(
+        &deployment("{name: A, value: \"1\"}"),
+        &["--force-conflicts"],
+    );
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "api",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "registry.local/api:1"
+    );
+}

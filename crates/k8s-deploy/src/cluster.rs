@@ -114,58 +114,63 @@ impl Cluster {
         Ok(format!("{kind}/{name}"))
     }
 
-    /// Patches one container's image (strategic merge: the other containers stay).
+    /// Sets one container's image with server-side apply, as manager `k8s-deploy` like every
+    /// other write: what k8s-deploy applied before (its `Apply` entry, values as live) with the
+    /// image changed, so no field it owned is dropped and no second owner appears.
     pub async fn set_image(
         &self,
         ns: &str,
         deployment: &str,
         container: &str,
         image: &str,
+        force: bool,
     ) -> anyhow::Result<()> {
-        let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}});
-        self.deployments(ns)
-            .patch(
-                deployment,
-                &PatchParams {
-                    field_manager: Some(MANAGER.to_owned()),
-                    ..Default::default()
-                },
-                &Patch::Strategic(&patch),
-            )
+        let mut config = self.applied_config(ns, deployment).await?;
+        let containers = &mut config["spec"]["template"]["spec"]["containers"];
+        if !containers.is_array() {
+            *containers = Value::Array(Vec::new());
+        }
+        if let Some(list) = containers.as_array_mut() {
+            match list.iter_mut().find(|c| c["name"] == container) {
+                Some(c) => c["image"] = Value::String(image.to_owned()),
+                None => list.push(serde_json::json!({"name": container, "image": image})),
+            }
+        }
+        self.apply(&config, ns, force)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "set the image of {deployment}/{container}: {}",
-                    kube_error(&e)
-                )
-            })?;
+            .map_err(|e| anyhow::anyhow!("set the image of {deployment}/{container}: {e:#}"))?;
         Ok(())
     }
 
-    /// Replaces a Deployment's pod template (rollback).
+    /// Puts a Deployment's previous pod template back (rollback), with server-side apply:
+    /// k8s-deploy's applied configuration with `template` in place of its template.
     pub async fn restore_template(
         &self,
         ns: &str,
         deployment: &str,
         template: &Value,
+        force: bool,
     ) -> anyhow::Result<()> {
-        let mut t = template.clone();
-        t["$patch"] = Value::String("replace".into());
-        let patch = serde_json::json!({"spec": {"template": t}});
-        self.deployments(ns)
-            .patch(
-                deployment,
-                &PatchParams {
-                    field_manager: Some(MANAGER.to_owned()),
-                    ..Default::default()
-                },
-                &Patch::Strategic(&patch),
-            )
+        let mut config = self.applied_config(ns, deployment).await?;
+        config["spec"]["template"] = template.clone();
+        self.apply(&config, ns, force)
             .await
-            .map_err(|e| anyhow::anyhow!("roll back {deployment}: {}", kube_error(&e)))?;
+            .map_err(|e| anyhow::anyhow!("roll back {deployment}: {e:#}"))?;
         Ok(())
     }
 
+    /// What k8s-deploy applied to a Deployment, with the live values (client-go's
+    /// `ExtractDeployment`): the paths of its `Apply` entry in `managedFields` read out of
+    /// the live object. Identity only when it applied nothing yet.
+    async fn applied_config(&self, ns: &str, deployment: &str) -> anyhow::Result<Value> {
+        let live = self
+            .deployments(ns)
+            .get(deployment)
+            .await
+            .map_err(|e| anyhow::anyhow!("read {deployment}: {}", kube_error(&e)))?;
+        let live = serde_json::to_value(&live)?;
+        Ok(extract(&live, MANAGER))
+    }
     /// Pods selected by `selector` (`k=v,...`).
     pub async fn pods_of(&self, ns: &str, selector: &str) -> anyhow::Result<Vec<Pod>> {
         Ok(self
@@ -174,5 +179,136 @@ impl Cluster {
             .await
             .map_err(|e| anyhow::anyhow!("list pods: {}", kube_error(&e)))?
             .items)
+    }
+}
+
+/// The configuration `manager` applied to `live`, with live values (see
+/// [`Cluster::applied_config`]). Hand-written: kube has no extract; the walk follows the
+/// fieldsV1 format (`f:` fields, `k:` list items by key, `v:` set values).
+pub fn extract(live: &Value, manager: &str) -> Value {
+    let fields = live["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            e["manager"] == manager
+                && e["operation"] == "Apply"
+                && e["subresource"].as_str().unwrap_or("").is_empty()
+        })
+        .map(|e| e["fieldsV1"].clone())
+        .unwrap_or_else(|| serde_json::json!({}));
+    let mut out = match fields.as_object() {
+        Some(f) => extract_node(f, live),
+        None => Value::Object(Default::default()),
+    };
+    out["apiVersion"] = live["apiVersion"].clone();
+    out["kind"] = live["kind"].clone();
+    out["metadata"]["name"] = live["metadata"]["name"].clone();
+    if !live["metadata"]["namespace"].is_null() {
+        out["metadata"]["namespace"] = live["metadata"]["namespace"].clone();
+    }
+    out
+}
+
+fn extract_node(fields: &serde_json::Map<String, Value>, live: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, sub) in fields {
+        let Some(name) = k.strip_prefix("f:") else {
+            continue;
+        };
+        let Some(child) = live.get(name) else {
+            continue;
+        };
+        let sub = sub.as_object().cloned().unwrap_or_default();
+        let value = if sub.keys().all(|k| k == ".") {
+            child.clone()
+        } else {
+            match child {
+                Value::Object(_) => extract_node(&sub, child),
+                Value::Array(items) => Value::Array(extract_list(&sub, items)),
+                other => other.clone(),
+            }
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Value::Object(out)
+}
+
+fn extract_list(fields: &serde_json::Map<String, Value>, items: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (k, sub) in fields {
+        if let Some(key) = k.strip_prefix("k:") {
+            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
+                continue;
+            };
+            let found = items.iter().find(|i| {
+                key.iter().all(|(f, v)| {
+                    i.get(f) == Some(v) || (f == "protocol" && v == "TCP" && i.get(f).is_none())
+                })
+            });
+            if let Some(item) = found {
+                let mut value = match sub.as_object() {
+                    Some(s) => extract_node(s, item),
+                    None => Value::Object(Default::default()),
+                };
+                for (f, v) in &key {
+                    if item.get(f).is_some() {
+                        value[f] = v.clone();
+                    }
+                }
+                out.push(value);
+            }
+        } else if let Some(v) = k.strip_prefix("v:")
+            && let Ok(v) = serde_json::from_str::<Value>(v)
+        {
+            out.push(v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shapes from a real API server's managedFields (kubectl apply --server-side of a
+    /// Deployment, then kubectl set image as another manager).
+    #[test]
+    fn extract_reads_the_appliers_fields_with_live_values() {
+        let live = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "ns", "labels": {"app": "api", "team": "x"},
+                "managedFields": [
+                    {"manager": "k8s-deploy", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:replicas": {}, "f:selector": {},
+                        "f:template": {"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:containers": {
+                            "k:{\"name\":\"api\"}": {".": {}, "f:image": {}, "f:name": {}, "f:env": {"k:{\"name\":\"A\"}": {".": {}, "f:name": {}, "f:value": {}}},
+                                "f:ports": {"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}}}}}}},
+                    {"manager": "kubectl", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}}}
+                ]},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}}, "revisionHistoryLimit": 10,
+                "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [
+                    {"name": "api", "image": "r/api:2", "imagePullPolicy": "IfNotPresent",
+                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                     "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}}}
+        });
+        let got = extract(&live, "k8s-deploy");
+        assert_eq!(
+            got,
+            serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "api", "namespace": "ns", "labels": {"app": "api"}},
+                "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+                    "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [
+                        {"name": "api", "image": "r/api:2", "env": [{"name": "A", "value": "1"}],
+                         "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}}}
+            })
+        );
+        let nothing = extract(&live, "someone-else");
+        assert_eq!(
+            nothing,
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "ns"}})
+        );
     }
 }

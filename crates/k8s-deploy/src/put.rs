@@ -429,9 +429,13 @@ async fn apply(cluster: &Cluster, plan: &Plan, ctx: &Context) -> anyhow::Result<
     // If Concourse stops the step from here on (abort, step timeout), undo what can be undone.
     let abort_guard = ctx.on_abort.register({
         let (cluster, namespace) = (cluster.clone(), namespace.clone());
-        let (planned, previous, rollback) =
-            (plan.planned.clone(), plan.previous.clone(), plan.rollback);
-        move || abort_rollout(cluster, namespace, planned, previous, rollback)
+        let (planned, previous, rollback, force) = (
+            plan.planned.clone(),
+            plan.previous.clone(),
+            plan.rollback,
+            plan.force,
+        );
+        move || abort_rollout(cluster, namespace, planned, previous, rollback, force)
     });
     let mut touched: Vec<String> = Vec::new();
     for (source_name, doc) in &plan.manifests {
@@ -451,7 +455,7 @@ async fn apply(cluster: &Cluster, plan: &Plan, ctx: &Context) -> anyhow::Result<
     }
     for (deployment, container, reference) in &plan.set_images {
         cluster
-            .set_image(namespace, deployment, container, reference)
+            .set_image(namespace, deployment, container, reference, plan.force)
             .await?;
         tracing::info!("{deployment}/{container} -> {reference}");
         if !touched.contains(deployment) {
@@ -490,7 +494,9 @@ async fn wait_or_roll_back(
     for name in touched {
         match plan.previous.iter().find(|(n, _)| n == name) {
             Some((_, template)) => {
-                cluster.restore_template(namespace, name, template).await?;
+                cluster
+                    .restore_template(namespace, name, template, plan.force)
+                    .await?;
                 restored.push(name.clone());
             }
             None => tracing::warn!("{name} is new in this deploy: nothing to roll back to"),
@@ -548,6 +554,7 @@ async fn abort_rollout(
     planned: Vec<String>,
     previous: Vec<(String, Value)>,
     rollback: bool,
+    force: bool,
 ) -> String {
     if !rollback {
         return format!(
@@ -558,7 +565,9 @@ async fn abort_rollout(
     let mut said = Vec::new();
     for name in &planned {
         match previous.iter().find(|(n, _)| n == name) {
-            Some((_, template)) => match cluster.restore_template(&namespace, name, template).await
+            Some((_, template)) => match cluster
+                .restore_template(&namespace, name, template, force)
+                .await
             {
                 Ok(()) => {
                     let images: Vec<&str> = template["spec"]["containers"]

@@ -593,6 +593,47 @@ fn a_failed_config_only_rollout_is_rolled_back() {
         json!([{"name": "MODE", "value": "a"}]),
         "the old template is back"
     );
+    // Every write was a server-side apply by one manager: one managedFields entry of ours,
+    // so the next apply neither conflicts with ourselves nor leaves fields behind.
+    let d = k
+        .get("apps", "v1", "deployments", "default", "api-gateway")
+        .unwrap();
+    let ours: Vec<&Value> = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["manager"] == "k8s-deploy")
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["operation"], "Apply");
+    let images = Build::new(&app(
+        "registry.local/api:1",
+        "{name: MODE, value: a}",
+        "",
+        600,
+    ));
+    images
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "images": [{"deployment": "api-gateway", "image": "api-dev"}]}),
+        )
+        .success();
+    images
+        .put(
+            &k,
+            json!({"images": [{"deployment": "api-gateway", "image": "registry.local/api:3"}]}),
+        )
+        .success();
+    let d = k
+        .get("apps", "v1", "deployments", "default", "api-gateway")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "MODE", "value": "a"}]),
+        "an image-only deploy keeps what the manifests set"
+    );
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(image_of(&k, "default"), "registry.local/api:3");
 }
 
 /// Concourse stops a step with SIGTERM (build aborted, step timeout) and SIGKILL 10 s later.

@@ -5,8 +5,9 @@
 //! `/apis/GROUP/VERSION`.
 
 use super::Shared;
-use super::patch::{self, Owners};
+use super::patch;
 use super::resources::{self, Resource};
+use super::ssa;
 use super::store::{self, key, not_found};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -120,6 +121,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A field path as the API server prints it in a conflict: `.spec.template.spec.containers[name="api"].image`.
+fn dotted(path: &[String]) -> String {
+    let mut out = String::new();
+    for e in path {
+        if let Some(f) = e.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(f);
+        } else if let Some(k) = e.strip_prefix("k:") {
+            let keys: serde_json::Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
+            let inner: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("[{}]", inner.join(",")));
+        } else if let Some(v) = e.strip_prefix("v:") {
+            out.push_str(&format!("[{v}]"));
+        }
+    }
+    out
+}
+
 /// Adds the view of field owners to an object on its way out.
 fn present(store: &super::World, r: &Resource, object: &Value) -> Value {
     let mut o = object.clone();
@@ -128,8 +147,8 @@ fn present(store: &super::World, r: &Resource, object: &Value) -> Value {
         o["metadata"]["namespace"].as_str().unwrap_or(""),
         o["metadata"]["name"].as_str().unwrap_or(""),
     );
-    if let Some(owners) = store.owners.get(&k) {
-        o["metadata"]["managedFields"] = patch::managed_fields(owners, &r.api_version());
+    if let Some(managed) = store.owners.get(&k).filter(|m| !m.is_empty()) {
+        o["metadata"]["managedFields"] = ssa::render(managed);
     }
     o
 }
@@ -188,7 +207,7 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
         }
         (&Method::GET, None) => list(&world, &target, &q, as_table(&parts.headers)),
         (&Method::GET, Some(name)) => get(&world, &target, name, as_table(&parts.headers)),
-        (&Method::POST, None) => create(&world, &target, &parts.headers, &body),
+        (&Method::POST, None) => create(&world, &target, &parts.headers, &body, &q),
         (&Method::PUT, Some(name)) => replace(&world, &target, name, &body, &q),
         (&Method::PATCH, Some(name)) => {
             patch_object(&world, &target, name, &parts.headers, &body, &q)
@@ -300,7 +319,13 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))
 }
 
-fn create(world: &Shared, t: &Target, headers: &HeaderMap, body: &Bytes) -> Response {
+fn create(
+    world: &Shared,
+    t: &Target,
+    headers: &HeaderMap,
+    body: &Bytes,
+    q: &HashMap<String, String>,
+) -> Response {
     let mut w = super::lock(world);
     if let Some(r) = namespace_missing(&w, t) {
         return r;
@@ -327,12 +352,46 @@ fn create(world: &Shared, t: &Target, headers: &HeaderMap, body: &Bytes) -> Resp
     }
     match w.store.create(t.resource, &t.namespace, object) {
         Ok(o) => {
+            // A create is an Update by its manager: it owns everything it set.
+            let manager = manager_of(q, headers);
+            let managed = ssa::update(
+                &Value::Null,
+                &o,
+                &Vec::new(),
+                &manager,
+                &t.resource.api_version(),
+                "",
+                &super::store::now(),
+            );
+            let k = key(
+                t.resource,
+                &t.namespace,
+                o["metadata"]["name"].as_str().unwrap_or(""),
+            );
+            w.owners.insert(k, managed);
             let out = present(&w, t.resource, &o);
             w.notify.notify_waiters();
             respond(StatusCode::CREATED, &out)
         }
         Err((code, message, reason)) => status(code, &message, reason, None),
     }
+}
+
+/// The field manager of a write: `fieldManager`, else the client's name from its User-Agent
+/// (what the API server does: `kubectl/v1.33 ...` -> `kubectl`).
+fn manager_of(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    q.get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("unknown")
+                .to_owned()
+        })
 }
 
 fn replace(
@@ -368,7 +427,11 @@ fn replace(
         }
         _ => object["status"] = current["status"].clone(),
     }
-    let manager = q.get("fieldManager").cloned();
+    let manager = Some(
+        q.get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| "unknown".into()),
+    );
     write(&mut w, t, name, &current, object, true, manager)
 }
 
@@ -384,23 +447,18 @@ fn write(
 ) -> Response {
     let k = key(t.resource, &t.namespace, name);
     if let Some(m) = manager {
-        // An update takes ownership of the fields it changed.
-        let (mut before, mut after) = (Default::default(), Default::default());
-        patch::leaf_paths(current, "", "", &mut before);
-        patch::leaf_paths(&next, "", "", &mut after);
-        let changed: Vec<String> = after
-            .iter()
-            .filter(|(p, v)| before.get(*p) != Some(*v))
-            .map(|(p, _)| p.clone())
-            .collect();
-        if !changed.is_empty() {
-            let owners = w.owners.entry(k.clone()).or_default();
-            for paths in owners.values_mut() {
-                paths.retain(|p| !changed.contains(p));
-            }
-            owners.entry(m).or_default().extend(changed);
-            owners.retain(|_, p| !p.is_empty());
-        }
+        // An Update: its manager owns what it changed (per subresource).
+        let managed = w.owners.get(&k).cloned().unwrap_or_default();
+        let managed = ssa::update(
+            current,
+            &next,
+            &managed,
+            &m,
+            &t.resource.api_version(),
+            t.sub.as_deref().unwrap_or(""),
+            &super::store::now(),
+        );
+        w.owners.insert(k.clone(), managed);
     }
     match w
         .store
@@ -448,11 +506,43 @@ fn patch_object(
             );
         };
         let force = q.get("force").is_some_and(|f| f == "true");
-        let owners: Owners = w.owners.get(&k).cloned().unwrap_or_default();
+        let managed = w.owners.get(&k).cloned().unwrap_or_default();
         let base = current.clone().unwrap_or(Value::Null);
-        let (mut next, owners) = match patch::apply(&base, &owners, &applied, manager, force) {
-            Ok(r) => r,
+        let applied_version = applied["apiVersion"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| t.resource.api_version());
+        let outcome = ssa::apply(
+            &base,
+            &managed,
+            &applied,
+            manager,
+            &applied_version,
+            force,
+            &super::store::now(),
+        );
+        let (mut next, owners) = match outcome {
+            Ok((mut next, managed)) => {
+                for k in ["apiVersion", "kind"] {
+                    if next.get(k).is_none() {
+                        next[k] = applied[k].clone();
+                    }
+                }
+                if let Some(meta) = applied["metadata"].as_object() {
+                    for (k, v) in meta {
+                        if matches!(k.as_str(), "name" | "namespace" | "generateName") {
+                            next["metadata"][k] = v.clone();
+                        }
+                    }
+                }
+                (next, managed)
+            }
             Err(conflicts) => {
+                // The API server's words: `.spec.replicas` as a path, the manager quoted.
+                let conflicts: Vec<(String, String)> = conflicts
+                    .iter()
+                    .map(|(p, m)| (dotted(p), m.clone()))
+                    .collect();
                 let causes: Vec<Value> = conflicts
                     .iter()
                     .map(|(p, m)| json!({"type": "FieldManagerConflict", "message": format!("conflict with \"{m}\": {p}"), "field": p}))

@@ -8,12 +8,12 @@ pub mod controller;
 pub mod patch;
 pub mod resources;
 pub mod runtime;
+pub mod ssa;
 pub mod store;
 pub mod table;
 mod yamljson;
 
 use controller::Pullable;
-use patch::Owners;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,7 +25,8 @@ use tokio::sync::{Notify, oneshot};
 #[derive(Debug)]
 pub struct World {
     pub store: Store,
-    pub owners: BTreeMap<Key, Owners>,
+    /// `metadata.managedFields` of each object (see `ssa`).
+    pub owners: BTreeMap<Key, ssa::Managed>,
     pub token: Option<String>,
     pub notify: Arc<Notify>,
     pub pullable: Pullable,
@@ -307,10 +308,14 @@ impl FakeKube {
         name: &str,
     ) -> Option<serde_json::Value> {
         let r = resources::find(group, version, plural)?;
-        lock(&self.world)
-            .store
-            .get(&store::key(r, namespace, name))
-            .cloned()
+        let w = lock(&self.world);
+        let k = store::key(r, namespace, name);
+        let mut o = w.store.get(&k).cloned()?;
+        // As the API serves it: with its managedFields.
+        if let Some(managed) = w.owners.get(&k).filter(|m| !m.is_empty()) {
+            o["metadata"]["managedFields"] = ssa::render(managed);
+        }
+        Some(o)
     }
 }
 

@@ -3,7 +3,7 @@
 //! 6902), and server-side apply (field ownership per manager, conflicts, force).
 
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// RFC 7386: objects merge, `null` deletes, everything else replaces.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
@@ -215,158 +215,6 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
     }
 }
 
-/// Leaf paths of an applied configuration: `.spec.replicas`,
-/// `.spec.template.spec.containers[name=api].image`. Metadata the server owns is skipped.
-pub fn leaf_paths(value: &Value, prefix: &str, field: &str, out: &mut BTreeMap<String, Value>) {
-    match value {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, v) in m {
-                if prefix.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "status") {
-                    continue;
-                }
-                if prefix == ".metadata" && !matches!(k.as_str(), "labels" | "annotations") {
-                    continue;
-                }
-                leaf_paths(v, &format!("{prefix}.{k}"), k, out);
-            }
-        }
-        Value::Array(items) if merge_key(field).is_some() => {
-            let mk = merge_key(field).unwrap_or("name");
-            for item in items {
-                let id = item[mk].to_string().trim_matches('"').to_owned();
-                leaf_paths(item, &format!("{prefix}[{mk}={id}]"), "", out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_owned(), other.clone());
-        }
-    }
-}
-
-/// The value at a leaf path of [`leaf_paths`]'s form, in `object`.
-pub fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut node = object;
-    for part in path.trim_start_matches('.').split('.') {
-        let (name, selector) = match part.split_once('[') {
-            Some((n, sel)) => (n, Some(sel.trim_end_matches(']'))),
-            None => (part, None),
-        };
-        node = node.get(name)?;
-        if let Some(sel) = selector {
-            let (k, v) = sel.split_once('=')?;
-            node = node
-                .as_array()?
-                .iter()
-                .find(|x| x[k].to_string().trim_matches('"') == v)?;
-        }
-    }
-    Some(node)
-}
-
-/// Field owners kept on the object (our compact form of managedFields): manager -> paths.
-pub type Owners = BTreeMap<String, BTreeSet<String>>;
-
-/// Server-side apply of `applied` by `manager` onto `current` (`Value::Null` when creating).
-/// Returns the new object and owners, or the conflicting (path, other manager) pairs.
-pub fn apply(
-    current: &Value,
-    owners: &Owners,
-    applied: &Value,
-    manager: &str,
-    force: bool,
-) -> Result<(Value, Owners), Vec<(String, String)>> {
-    let mut leaves = BTreeMap::new();
-    leaf_paths(applied, "", "", &mut leaves);
-    let mut conflicts = Vec::new();
-    for (path, value) in &leaves {
-        for (other, paths) in owners {
-            if other != manager && paths.contains(path) && value_at(current, path) != Some(value) {
-                conflicts.push((path.clone(), other.clone()));
-            }
-        }
-    }
-    if !conflicts.is_empty() && !force {
-        return Err(conflicts);
-    }
-    let mut next = current.clone();
-    if next.is_null() {
-        next = json!({});
-    }
-    // Fields this manager applied before and no longer applies are removed (if nobody else
-    // owns them).
-    let previous = owners.get(manager).cloned().unwrap_or_default();
-    for gone in previous.iter().filter(|p| !leaves.contains_key(*p)) {
-        let owned_elsewhere = owners
-            .iter()
-            .any(|(m, ps)| m != manager && ps.contains(gone));
-        if !owned_elsewhere {
-            remove_leaf(&mut next, gone);
-        }
-    }
-    strategic_merge(&mut next, applied);
-    let mut owners = owners.clone();
-    for paths in owners.values_mut() {
-        if force {
-            paths.retain(|p| !leaves.contains_key(p));
-        }
-    }
-    owners.insert(manager.to_owned(), leaves.keys().cloned().collect());
-    owners.retain(|_, p| !p.is_empty());
-    Ok((next, owners))
-}
-
-fn remove_leaf(object: &mut Value, path: &str) {
-    let Some((parent, last)) = path.rsplit_once('.') else {
-        return;
-    };
-    let target = if parent.is_empty() {
-        Some(object)
-    } else {
-        value_at_mut(object, parent)
-    };
-    if let Some(Value::Object(m)) = target {
-        let name = last.split('[').next().unwrap_or(last);
-        if !last.contains('[') {
-            m.remove(name);
-        }
-    }
-}
-
-fn value_at_mut<'a>(object: &'a mut Value, path: &str) -> Option<&'a mut Value> {
-    let mut node = object;
-    for part in path.trim_start_matches('.').split('.') {
-        let (name, selector) = match part.split_once('[') {
-            Some((n, sel)) => (n, Some(sel.trim_end_matches(']').to_owned())),
-            None => (part, None),
-        };
-        node = node.get_mut(name)?;
-        if let Some(sel) = selector {
-            let (k, v) = sel.split_once('=')?;
-            node = node
-                .as_array_mut()?
-                .iter_mut()
-                .find(|x| x[k].to_string().trim_matches('"') == v)?;
-        }
-    }
-    Some(node)
-}
-
-/// `metadata.managedFields` as the API shows it (one entry per manager).
-pub fn managed_fields(owners: &Owners, api_version: &str) -> Value {
-    Value::Array(
-        owners
-            .iter()
-            .map(|(m, paths)| {
-                let mut fields = Map::new();
-                for p in paths {
-                    fields.insert(format!("f:{p}"), json!({}));
-                }
-                json!({"manager": m, "operation": "Apply", "apiVersion": api_version, "time": super::store::now(), "fieldsType": "FieldsV1", "fieldsV1": fields})
-            })
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,26 +255,5 @@ mod tests {
         );
         merge_patch(&mut v, &json!({"a": null, "c": {"d": 1}}));
         assert_eq!(v, json!({"l": [2, 3], "c": {"d": 1}}));
-    }
-
-    #[test]
-    fn apply_tracks_owners_and_reports_conflicts_unless_forced() {
-        let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": 2}});
-        let (obj, owners) = apply(&Value::Null, &Owners::new(), &cfg, "k8s-deploy", false).unwrap();
-        assert_eq!(obj["spec"]["replicas"], 2);
-        let other = json!({"metadata": {"name": "x"}, "spec": {"replicas": 5}});
-        let conflicts = apply(&obj, &owners, &other, "kubectl", false).unwrap_err();
-        assert_eq!(
-            conflicts,
-            [(".spec.replicas".to_owned(), "k8s-deploy".to_owned())]
-        );
-        let (obj, owners) = apply(&obj, &owners, &other, "kubectl", true).unwrap();
-        assert_eq!(obj["spec"]["replicas"], 5);
-        assert!(owners["kubectl"].contains(".spec.replicas"));
-        assert!(
-            !owners
-                .get("k8s-deploy")
-                .is_some_and(|p| p.contains(".spec.replicas"))
-        );
     }
 }
