@@ -774,25 +774,22 @@ fn permanent_connect_error(chain: &str) -> Option<String> {
 /// A branch name as a URL path segment: everything but unreserved characters and `/` (which
 /// GitHub reads as part of the name there) percent-encoded, so `#` or `?` cannot end the path.
 fn in_path(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~')
-        .remove(b'/');
+    const SET: &percent_encoding::AsciiSet = &UNRESERVED_KEPT.remove(b'/');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
-/// A value in a query string: only unreserved characters left as they are.
+/// A value in a query string (`owner:branch`): only unreserved characters and `:` kept.
 fn in_query(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~')
-        .remove(b':');
+    const SET: &percent_encoding::AsciiSet = &UNRESERVED_KEPT.remove(b':');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
+
+/// Everything encoded but RFC 3986's unreserved characters.
+const UNRESERVED_KEPT: percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
