@@ -6,7 +6,7 @@
 //! has that resource; task `file:`s come from an artifact the plan fetched and exist in this
 //! repository when that artifact is this repository; `((vars))` are listed in the vars example;
 //! production jobs (those putting to a `k8s-deploy` resource whose name says prod) have no
-//! `trigger: true`; groups name real jobs.
+//! `trigger: true` and get every input through `passed:`; groups name real jobs.
 
 use crate::yaml::{self, Node, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,6 +221,17 @@ pub fn check(text: &str, ctx: &Context) -> Vec<Finding> {
                                 Some(_) => {}
                             }
                         }
+                    }
+                    // What production deploys must be what was tested: every input of a
+                    // production job comes through `passed:` (manifests included).
+                    if production && step.get("passed").is_none_or(|p| p.items().is_empty()) {
+                        add(
+                            name_node.line,
+                            format!(
+                                "job \"{}\" deploys to production: get \"{name}\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
+                                job.name
+                            ),
+                        );
                     }
                     if production && step.get("trigger").and_then(Node::as_str) == Some("true") {
                         add(

@@ -23,6 +23,9 @@ pub struct Repo {
     pub gateway: bool,
     /// The acceptance suite's command, when its image's is not godog's default.
     pub suite_command: Vec<String>,
+    /// The credential name of its deploy key (the team's: `API_GATEWAY_KEY`); when the table
+    /// does not say, `NAME_DEPLOY_KEY`.
+    pub deploy_key: Option<String>,
 }
 
 impl Repo {
@@ -34,12 +37,14 @@ impl Repo {
             .to_owned()
     }
 
-    /// `MICRO_API_GATEWAY_DEPLOY_KEY`.
+    /// The deploy key's var: the table's `deploy_key`, else `MICRO_API_GATEWAY_DEPLOY_KEY`.
     pub fn key_var(&self) -> String {
-        format!(
-            "{}_DEPLOY_KEY",
-            self.name.to_ascii_uppercase().replace('-', "_")
-        )
+        self.deploy_key.clone().unwrap_or_else(|| {
+            format!(
+                "{}_DEPLOY_KEY",
+                self.name.to_ascii_uppercase().replace('-', "_")
+            )
+        })
     }
 }
 
@@ -65,6 +70,7 @@ pub fn repos(text: &str) -> Result<Vec<Repo>, String> {
                     r.line
                 ))?,
                 deployment: field("deployment"),
+                deploy_key: field("deploy_key"),
                 port: field("port").and_then(|p| p.parse().ok()),
                 acceptance: field("acceptance").as_deref() == Some("true"),
                 gateway: field("gateway").as_deref() == Some("true"),
@@ -145,11 +151,6 @@ pub fn pipeline(repos: &[Repo]) -> String {
     }
 
     y.push_str("\njobs:\n");
-    let on_failure = |job: &str, look: &str| {
-        format!(
-            "  on_failure:\n    task: say-where-to-look\n    config:\n      platform: linux\n      image_resource: {{type: registry-image, source: {{repository: busybox}}}}\n      run: {{path: echo, args: [\"{job} failed: {look}\"]}}\n"
-        )
-    };
     for r in repos {
         let (image, tag) = r
             .base_image
@@ -159,20 +160,12 @@ pub fn pipeline(repos: &[Repo]) -> String {
             "- name: unit-{0}\n  max_in_flight: 1\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n  - task: unit-tests\n    file: ci/ci/tasks/unit-tests.yml\n    input_mapping: {{source: {0}}}\n    vars: {{base_image: {image}, base_tag: \"{tag}\", test_command: \"{1}\"}}\n",
             r.name, r.test
         ));
-        y.push_str(&on_failure(
-            &format!("unit-{}", r.name),
-            "the unit-tests task output above; run the same command in the repository",
-        ));
     }
     for r in &imaged {
         let image = r.image();
         y.push_str(&format!(
-            "- name: build-{image}\n  max_in_flight: 2\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n    passed: [unit-{0}]\n  - task: build-image\n    privileged: true\n    file: ci/ci/tasks/build-image.yml\n    input_mapping: {{context: {0}}}\n  - put: {image}-dev\n    params: {{image: image/image.tar, tag_file: {0}/.git/short_ref, tag_suffix: .dev}}\n",
+            "- name: build-{image}\n  max_in_flight: 2\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n    passed: [unit-{0}]\n  - task: build-image\n    privileged: true\n    file: ci/ci/tasks/build-image.yml\n    input_mapping: {{context: {0}}}\n    vars: {{oci_build_task_tag: ((oci-build-task-tag))}}\n  - put: {image}-dev\n    params: {{image: image/image.tar, tag_file: {0}/.git/short_ref, tag_suffix: .dev}}\n",
             r.name
-        ));
-        y.push_str(&on_failure(
-            &format!("build-{image}"),
-            "the build-image task (Dockerfile) or the gcr-image put (registry credentials)",
         ));
     }
     let dev_gets = |passed: &str, trigger: bool| {
@@ -199,7 +192,6 @@ pub fn pipeline(repos: &[Repo]) -> String {
         ));
     }
     y.push_str("      rollback_on_failure: false\n      timeout: 5m\n");
-    y.push_str(&on_failure("deploy-test", "the rollout lines above (ImagePullBackOff, CrashLoopBackOff, timeouts) and the test namespace"));
 
     let suite_image = suite
         .map(Repo::image)
@@ -222,7 +214,7 @@ pub fn pipeline(repos: &[Repo]) -> String {
         .unwrap_or_default();
     y.push_str("- name: acceptance\n  serial: true\n  serial_groups: [test-environment]\n  plan:\n  - in_parallel:\n");
     y.push_str(&dev_gets("deploy-test", true));
-    y.push_str("    - get: test-cluster\n      passed: [deploy-test]\n      trigger: true\n");
+    y.push_str("    - get: test-cluster\n      passed: [deploy-test]\n      trigger: true\n    - get: ci\n      passed: [deploy-test]\n");
     y.push_str(&format!(
         "  - put: acceptance\n    params:\n      runner: kubernetes\n      namespace_file: test-cluster/namespace\n      gateway_service: {gateway}\n      smoke:\n{}      image: {suite_image}-dev\n{command}      reporter_image: {REGISTRY}/acceptance-run:((resource-types-tag))\n      timeout: 15m\n",
         services
@@ -231,21 +223,16 @@ pub fn pipeline(repos: &[Repo]) -> String {
             .collect::<String>()
     ));
     y.push_str("  ensure:\n    put: test-cluster\n    params: {delete_namespace: true, namespace_file: test-cluster/namespace}\n    no_get: true\n");
-    y.push_str(&on_failure("acceptance", "the acceptance-run output: failing scenarios are listed, the reports are stored in the registry"));
 
     y.push_str("- name: publish-prod-images\n  serial: true\n  plan:\n  - in_parallel:\n");
     y.push_str(&dev_gets("acceptance", true));
-    y.push_str("  - get: acceptance\n    passed: [acceptance]\n  - in_parallel:\n");
+    y.push_str("  - get: acceptance\n    passed: [acceptance]\n  - get: ci\n    passed: [acceptance]\n  - in_parallel:\n");
     for r in &services {
         let image = r.image();
         y.push_str(&format!(
             "    - put: {image}-prod\n      params: {{promote: {image}-dev, strip_suffix: .dev}}\n"
         ));
     }
-    y.push_str(&on_failure(
-        "publish-prod-images",
-        "the gcr-image promote output (registry permissions)",
-    ));
 
     y.push_str("- name: open-promotion-prs\n  plan:\n  - in_parallel:\n");
     for r in &services {
@@ -254,7 +241,7 @@ pub fn pipeline(repos: &[Repo]) -> String {
             r.image()
         ));
     }
-    y.push_str("    - get: acceptance\n      passed: [publish-prod-images]\n  - in_parallel:\n");
+    y.push_str("    - get: acceptance\n      passed: [publish-prod-images]\n    - get: ci\n      passed: [publish-prod-images]\n  - in_parallel:\n");
     for r in repos {
         let images = if r.deployment.is_some() {
             format!("[{}-prod]", r.image())
@@ -263,12 +250,10 @@ pub fn pipeline(repos: &[Repo]) -> String {
         };
         y.push_str(&format!("    - put: {}-promotion\n      params: {{images: {images}, acceptance: acceptance, labels: [promotion]}}\n", r.name));
     }
-    y.push_str(&on_failure(
-        "open-promotion-prs",
-        "the github-promote-pr output (token permissions, branch names)",
-    ));
 
-    y.push_str("- name: deploy-prod\n  serial: true\n  plan:\n  - get: ci\n  - in_parallel:\n");
+    // The manifests travel with the images: production applies the ci commit that
+    // deploy-test applied and acceptance tested.
+    y.push_str("- name: deploy-prod\n  serial: true\n  plan:\n  - in_parallel:\n    - get: ci\n      passed: [open-promotion-prs]\n");
     for r in &services {
         y.push_str(&format!(
             "    - get: {}-prod\n      passed: [open-promotion-prs]\n",
@@ -284,10 +269,6 @@ pub fn pipeline(repos: &[Repo]) -> String {
         ));
     }
     y.push_str("      rollback_on_failure: true\n      timeout: 10m\n");
-    y.push_str(&on_failure(
-        "deploy-prod",
-        "the rollout lines above; a failed rollout was rolled back to the previous images",
-    ));
 
     y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod]\n- name: unit-and-build\n  jobs:\n");
     for r in repos {

@@ -183,8 +183,14 @@ fn broken_pipelines_are_reported_with_their_lines() {
         (
             "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: ship\n  plan:\n  - get: ci\n    trigger: true\n  - put: prod-cluster\n",
             &[
+                "12: job \"ship\" deploys to production: get \"ci\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
                 "13: job \"ship\" deploys to production: it must be started by a person, remove trigger: true",
             ],
+        ),
+        (
+            // A production job whose every input went through the tested chain is fine.
+            "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: test\n  plan:\n  - get: ci\n- name: ship\n  plan:\n  - get: ci\n    passed: [test]\n  - put: prod-cluster\n",
+            &[],
         ),
         (
             "resources:\n- name: ci\n  type: git\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\ngroups:\n- name: g\n  jobs: [a, b]\n",
