@@ -255,7 +255,11 @@ fn run(dir: &Path) -> anyhow::Result<()> {
     );
     let mut w = walker(dir, info)?;
     let started = Instant::now();
-    let jobs = w.jobs();
+    let (clocked, jobs): (Vec<String>, Vec<String>) =
+        w.jobs().into_iter().partition(|j| w.clocked(j));
+    for job in &clocked {
+        eprintln!("demo: {job} runs on a clock (a time resource) in Concourse; not walked here");
+    }
     let manual: Vec<String> = jobs.iter().filter(|j| is_manual(&w, j)).cloned().collect();
     for job in jobs.iter().filter(|j| !manual.contains(j)) {
         if let Err(e) = w.job(job) {
@@ -314,7 +318,11 @@ fn prod(dir: &Path) -> anyhow::Result<()> {
     )?;
     let mut w = walker(dir, info)?;
     w.restore(&state);
-    let manual: Vec<String> = w.jobs().into_iter().filter(|j| is_manual(&w, j)).collect();
+    let manual: Vec<String> = w
+        .jobs()
+        .into_iter()
+        .filter(|j| !w.clocked(j) && is_manual(&w, j))
+        .collect();
     for job in &manual {
         w.job(job)?;
     }

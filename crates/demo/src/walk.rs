@@ -118,6 +118,19 @@ impl Walker {
             .collect()
     }
 
+    /// Whether a `time` resource starts `job` (the janitor): Concourse runs it on its clock;
+    /// the demo does not walk it.
+    pub fn clocked(&self, job: &str) -> bool {
+        let Ok(node) = self.job_node(job) else {
+            return false;
+        };
+        let mut all = Vec::new();
+        node.walk(&mut all);
+        all.iter()
+            .filter_map(|n| n.get("get").and_then(Node::as_str))
+            .any(|name| self.resource(name).is_ok_and(|(kind, _)| kind == "time"))
+    }
+
     fn job_node(&self, name: &str) -> anyhow::Result<Node> {
         self.pipeline
             .get("jobs")

@@ -66,6 +66,35 @@ impl Cluster {
         Ok(())
     }
 
+    /// Namespaces k8s-deploy made with `prefix` (its labels say so) created before `cutoff`
+    /// (RFC 3339), oldest first.
+    pub async fn stale_namespaces(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let selector =
+            format!("app.kubernetes.io/managed-by=k8s-deploy,concourse.ci/prefix={prefix}");
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| anyhow::anyhow!("list namespaces: {}", kube_error(&e)))?;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let mut stale: Vec<(k8s_openapi::jiff::Timestamp, String)> = list
+            .items
+            .into_iter()
+            .filter(|n| n.metadata.deletion_timestamp.is_none())
+            .filter_map(|n| {
+                let created = n.metadata.creation_timestamp?.0;
+                let age = now.duration_since(created).unsigned_abs();
+                (age >= older_than).then(|| (created, n.metadata.name.unwrap_or_default()))
+            })
+            .collect();
+        stale.sort();
+        Ok(stale.into_iter().map(|(_, n)| n).collect())
+    }
+
     pub async fn delete_namespace(&self, name: &str) -> anyhow::Result<bool> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         match api.delete(name, &Default::default()).await {

@@ -137,6 +137,7 @@ pub async fn put(
     let cluster = Cluster::connect(config).await?;
     let request = match request {
         Request::DeleteNamespace(namespace) => return delete_namespace(&cluster, namespace).await,
+        Request::Prune(prefix, older_than) => return prune(&cluster, &prefix, older_than).await,
         Request::Deploy(r) => r,
     };
     let plan = plan(&cluster, request).await?;
@@ -159,6 +160,8 @@ struct Read {
 
 enum Request {
     DeleteNamespace(String),
+    /// The janitor: namespaces of this prefix older than this.
+    Prune(String, Duration),
     Deploy(Read),
 }
 
@@ -191,6 +194,33 @@ fn read(
         ),
         (None, None) => None,
     };
+    if let Some(age) = &params.delete_namespaces_older_than {
+        let older_than = parse_duration(age).ok_or_else(|| {
+            FieldError::new(
+                "params.delete_namespaces_older_than",
+                "must be a duration like \"6h\", \"90m\"",
+            )
+        })?;
+        let Some(prefix) = &params.ephemeral_namespace else {
+            return Err(FieldError::new(
+                "params.delete_namespaces_older_than",
+                "goes with ephemeral_namespace: PREFIX (the namespaces it made)",
+            )
+            .into());
+        };
+        if params.delete_namespace
+            || explicit_ns.is_some()
+            || !params.images.is_empty()
+            || !params.manifests.is_empty()
+        {
+            return Err(FieldError::new(
+                "params.delete_namespaces_older_than",
+                "goes alone, with ephemeral_namespace",
+            )
+            .into());
+        }
+        return Ok(Request::Prune(prefix.clone(), older_than));
+    }
     let namespace = match (&params.ephemeral_namespace, &explicit_ns) {
         (Some(_), Some(_)) => {
             return Err(
@@ -216,13 +246,10 @@ fn read(
         .into());
     }
     if params.delete_namespace {
-        if params.ephemeral_namespace.is_some()
-            || !params.images.is_empty()
-            || !params.manifests.is_empty()
-        {
+        if !params.images.is_empty() || !params.manifests.is_empty() {
             return Err(FieldError::new(
                 "params.delete_namespace",
-                "goes alone, with namespace or namespace_file",
+                "goes alone, with namespace, namespace_file or ephemeral_namespace",
             )
             .into());
         }
@@ -276,6 +303,38 @@ fn read(
         rollback: params.rollback_on_failure,
         force: params.force_conflicts,
     }))
+}
+
+/// The janitor: deletes the namespaces k8s-deploy made with `prefix` that are older than
+/// `older_than` (a test run whose cleanup never ran: a worker lost, a hook that failed).
+async fn prune(
+    cluster: &Cluster,
+    prefix: &str,
+    older_than: Duration,
+) -> anyhow::Result<Response<Version>> {
+    let stale = cluster.stale_namespaces(prefix, older_than).await?;
+    for name in &stale {
+        cluster.delete_namespace(name).await?;
+        tracing::info!(
+            "namespace {name} deleted (older than {})",
+            protocol::duration::format(older_than)
+        );
+    }
+    if stale.is_empty() {
+        tracing::info!(
+            "no {prefix}-* namespace older than {}",
+            protocol::duration::format(older_than)
+        );
+    }
+    Ok(Response::new(Version {
+        namespace: format!("{prefix}-*"),
+        revision: format!("pruned-{}", stale.len()),
+    })
+    .with_metadata(
+        Metadata::new()
+            .with("deleted", stale.join(" "))
+            .with("count", stale.len().to_string()),
+    ))
 }
 
 async fn delete_namespace(

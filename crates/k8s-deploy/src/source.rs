@@ -71,9 +71,14 @@ pub struct PutParams {
     /// Create a fresh namespace `PREFIX-BUILD_ID` for this build.
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub ephemeral_namespace: Option<String>,
-    /// Delete the namespace (with `namespace` or `namespace_file`) instead of deploying.
+    /// Delete the namespace (with `namespace`, `namespace_file`, or `ephemeral_namespace`:
+    /// this build's `PREFIX-BUILD_ID`, for an `on_failure`/`on_abort` hook) instead of deploying.
     #[serde(default)]
     pub delete_namespace: bool,
+    /// Janitor: with `ephemeral_namespace: PREFIX`, delete the namespaces this resource made
+    /// with that prefix (by their labels) that are older than this, e.g. `6h`.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub delete_namespaces_older_than: Option<String>,
     /// Wait for every touched Deployment to finish rolling out (default true).
     #[serde(default)]
     pub wait: Option<bool>,

@@ -726,3 +726,65 @@ fn a_typo_in_images_changes_nothing_in_the_cluster() {
         "nothing applied"
     );
 }
+
+/// A deploy-test that fails or is aborted leaves its namespace: an `on_failure`/`on_abort`
+/// hook deletes this build's `PREFIX-BUILD_ID` by the prefix alone, and the janitor deletes
+/// what any build of the prefix left behind (by the labels the resource writes), nothing else.
+#[test]
+fn failed_builds_namespaces_are_deleted_by_prefix_and_by_the_janitor() {
+    let k = fake();
+    let broken = Build::new(&app("registry.local/does-not-exist/api:1", "", "", 600));
+    broken
+        .put(
+            &k,
+            json!({"ephemeral_namespace": "test", "manifests": ["ci/k8s/app.yml"], "timeout": "30s"}),
+        )
+        .failure();
+    assert!(
+        k.get("", "v1", "namespaces", "", "test-4242").is_some(),
+        "the failed deploy left it"
+    );
+    broken
+        .put(
+            &k,
+            json!({"delete_namespace": true, "ephemeral_namespace": "test"}),
+        )
+        .success();
+    assert!(k.get("", "v1", "namespaces", "", "test-4242").is_none());
+
+    // Left behind by three builds (two of this prefix), and one namespace of someone else.
+    for (prefix, build) in [("test", "1"), ("test", "2"), ("other", "3")] {
+        let mut env = build_env();
+        env.insert("BUILD_ID".into(), build.into());
+        in_process(
+            &K8sDeploy,
+            &["out", arg(broken.dir.path())],
+            json!({"source": source(&k), "params": {"ephemeral_namespace": prefix}})
+                .to_string()
+                .as_bytes(),
+            &env,
+        )
+        .success();
+    }
+    k.ensure_namespace("test-by-hand");
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = broken.put(
+        &k,
+        json!({"ephemeral_namespace": "test", "delete_namespaces_older_than": "1s"}),
+    );
+    let answer = run.success();
+    assert_eq!(answer["version"]["revision"], "pruned-2");
+    for gone in ["test-1", "test-2"] {
+        assert!(k.get("", "v1", "namespaces", "", gone).is_none(), "{gone}");
+    }
+    for kept in ["other-3", "test-by-hand"] {
+        assert!(k.get("", "v1", "namespaces", "", kept).is_some(), "{kept}");
+    }
+    let line = broken
+        .put(&k, json!({"delete_namespaces_older_than": "1s"}))
+        .one_line_failure();
+    assert_eq!(
+        line,
+        "params.delete_namespaces_older_than: goes with ephemeral_namespace: PREFIX (the namespaces it made)"
+    );
+}

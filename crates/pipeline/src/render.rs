@@ -138,6 +138,7 @@ pub fn pipeline(repos: &[Repo]) -> String {
             "- name: {image}-prod\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '^[0-9a-f]{{7,40}}$'\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
         ));
     }
+    y.push_str("- name: every-6h\n  type: time\n  icon: clock-outline\n  source: {interval: 6h}\n");
     y.push_str("- name: test-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    kubeconfig: ((TEST_KUBECONFIG))\n    namespace: microservices-test\n");
     y.push_str("- name: prod-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    server: ((PROD_CLUSTER_SERVER))\n    certificate_authority: ((PROD_CLUSTER_CA))\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n    namespace: microservices\n");
     y.push_str(&format!(
@@ -192,6 +193,10 @@ pub fn pipeline(repos: &[Repo]) -> String {
         ));
     }
     y.push_str("      rollback_on_failure: false\n      timeout: 5m\n");
+    // A failed, errored or aborted deploy leaves its namespace: this build's goes at once.
+    for hook in ["on_failure", "on_error", "on_abort"] {
+        y.push_str(&format!("  {hook}:\n    put: test-cluster\n    params: {{delete_namespace: true, ephemeral_namespace: microservices-test}}\n    no_get: true\n"));
+    }
 
     let suite_image = suite
         .map(Repo::image)
@@ -270,7 +275,10 @@ pub fn pipeline(repos: &[Repo]) -> String {
     }
     y.push_str("      rollback_on_failure: true\n      timeout: 10m\n");
 
-    y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod]\n- name: unit-and-build\n  jobs:\n");
+    // The janitor: test namespaces whose cleanup never ran (a lost worker) go after 6 hours.
+    y.push_str("- name: test-namespace-janitor\n  plan:\n  - get: every-6h\n    trigger: true\n  - put: test-cluster\n    params: {delete_namespaces_older_than: 6h, ephemeral_namespace: microservices-test}\n    no_get: true\n");
+
+    y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod, test-namespace-janitor]\n- name: unit-and-build\n  jobs:\n");
     for r in repos {
         y.push_str(&format!("  - unit-{}\n", r.name));
     }
