@@ -152,6 +152,10 @@ pub fn pipeline(repos: &[Repo]) -> String {
     }
 
     y.push_str("\njobs:\n");
+    // The pipeline keeps itself current: a change to ci/repos.yml (rendered and committed
+    // with `make pipeline`) reaches Concourse without a person running fly. Secrets come from
+    // the credential manager under the same names, so no var file is needed here.
+    y.push_str("- name: reconfigure\n  plan:\n  - get: ci\n    trigger: true\n  - set_pipeline: self\n    file: ci/ci/pipeline.yml\n");
     for r in repos {
         let (image, tag) = r
             .base_image
@@ -278,7 +282,7 @@ pub fn pipeline(repos: &[Repo]) -> String {
     // The janitor: test namespaces whose cleanup never ran (a lost worker) go after 6 hours.
     y.push_str("- name: test-namespace-janitor\n  plan:\n  - get: every-6h\n    trigger: true\n  - put: test-cluster\n    params: {delete_namespaces_older_than: 6h, ephemeral_namespace: microservices-test}\n    no_get: true\n");
 
-    y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod, test-namespace-janitor]\n- name: unit-and-build\n  jobs:\n");
+    y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod, test-namespace-janitor, reconfigure]\n- name: unit-and-build\n  jobs:\n");
     for r in repos {
         y.push_str(&format!("  - unit-{}\n", r.name));
     }
