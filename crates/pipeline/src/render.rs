@@ -23,6 +23,11 @@ pub struct Repo {
     pub gateway: bool,
     /// The acceptance suite's command, when its image's is not godog's default.
     pub suite_command: Vec<String>,
+    /// `go`, `node` or `other`: how the unit-test task sets the repository up (GOPATH,
+    /// `npm install`); by default from the base image.
+    pub language: Option<String>,
+    /// A setup command run instead of the language's default (optional).
+    pub setup: Option<String>,
     /// The credential name of its deploy key (the team's: `API_GATEWAY_KEY`); when the table
     /// does not say, `NAME_DEPLOY_KEY`.
     pub deploy_key: Option<String>,
@@ -35,6 +40,19 @@ impl Repo {
             .strip_prefix("micro-")
             .unwrap_or(&self.name)
             .to_owned()
+    }
+
+    /// The table's `language`, else the base image's: `golang` -> go, `node` -> node.
+    pub fn language(&self) -> String {
+        self.language.clone().unwrap_or_else(|| {
+            let image = self.base_image.split(':').next().unwrap_or("");
+            match image.rsplit('/').next().unwrap_or("") {
+                "golang" => "go",
+                "node" => "node",
+                _ => "other",
+            }
+            .to_owned()
+        })
     }
 
     /// The deploy key's var: the table's `deploy_key`, else `MICRO_API_GATEWAY_DEPLOY_KEY`.
@@ -71,6 +89,8 @@ pub fn repos(text: &str) -> Result<Vec<Repo>, String> {
                 ))?,
                 deployment: field("deployment"),
                 deploy_key: field("deploy_key"),
+                language: field("language"),
+                setup: field("setup"),
                 port: field("port").and_then(|p| p.parse().ok()),
                 acceptance: field("acceptance").as_deref() == Some("true"),
                 gateway: field("gateway").as_deref() == Some("true"),
@@ -162,8 +182,11 @@ pub fn pipeline(repos: &[Repo]) -> String {
             .split_once(':')
             .unwrap_or((&r.base_image, "latest"));
         y.push_str(&format!(
-            "- name: unit-{0}\n  max_in_flight: 1\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n  - task: unit-tests\n    file: ci/ci/tasks/unit-tests.yml\n    input_mapping: {{source: {0}}}\n    vars: {{base_image: {image}, base_tag: \"{tag}\", test_command: \"{1}\"}}\n",
-            r.name, r.test
+            "- name: unit-{0}\n  max_in_flight: 1\n  plan:\n  - get: ci\n  - get: {0}\n    trigger: true\n  - task: unit-tests\n    file: ci/ci/tasks/unit-tests.yml\n    input_mapping: {{source: {0}}}\n    vars: {{base_image: {image}, base_tag: \"{tag}\", language: {2}, test_command: \"{1}\", setup: \"{3}\", go_import_path: \"github.com/((github-org))/{0}\"}}\n",
+            r.name,
+            r.test,
+            r.language(),
+            r.setup.as_deref().unwrap_or("")
         ));
     }
     for r in &imaged {

@@ -1,0 +1,4 @@
+Feature: gateway
+  Scenario: versions are listed
+    Given the gateway
+    Then versions are listed

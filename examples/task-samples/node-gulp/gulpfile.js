@@ -1,0 +1,4 @@
+// The repository's tasks: `gulp test` runs the tests.
+exports.test = function test() {
+  require('./test.js');
+};
