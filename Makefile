@@ -9,7 +9,7 @@ IMAGE_BINS := target/$(TARGET)/image
 # Every resource that ships as an image. example-resource proves the kit only.
 RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy acceptance-run
 
-.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down
+.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down publish
 
 all: build
 
@@ -64,6 +64,16 @@ bench: image-bins
 	$(CARGO) bench --locked -p e2e --bench registry
 	$(CARGO) bench --locked -p e2e --bench github
 	$(CARGO) bench --locked -p e2e --bench rollout
+
+# Publishes the resource types' images where the pipeline pulls them, with our own gcr-image:
+#   make publish REGISTRY=us.gcr.io/microservices-kube TAG=0.2.0
+# Credentials from the environment: GOOGLE_CLOUD_AUTH_KEY (a service-account key), or
+# REGISTRY_USERNAME with REGISTRY_PASSWORD. Prints each REGISTRY/<type>:TAG@digest.
+REGISTRY ?= us.gcr.io/microservices-kube
+TAG ?=
+publish: images
+	@test -n "$(TAG)" || { echo "make publish: set TAG, e.g. make publish TAG=0.2.0" >&2; exit 2; }
+	$(CARGO) run --locked -q -p pipeline -- publish --registry $(REGISTRY) --tag $(TAG) --gcr-image $(IMAGE_BINS)/gcr-image
 
 # Renders ci/pipeline.yml and ci/k8s/services.yml from ci/repos.yml, then checks the pipeline.
 pipeline:

@@ -3,5 +3,6 @@
 //! more.
 
 pub mod check;
+pub mod publish;
 pub mod render;
 pub mod yaml;

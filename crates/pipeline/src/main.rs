@@ -47,8 +47,34 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         }
+        Some("publish") => {
+            let flag = |name: &str| {
+                args.iter()
+                    .position(|a| a == name)
+                    .and_then(|i| args.get(i + 1))
+                    .cloned()
+            };
+            let (Some(registry), Some(tag)) = (flag("--registry"), flag("--tag")) else {
+                eprintln!(
+                    "usage: pipeline publish --registry HOST/PATH --tag TAG [--gcr-image BINARY]"
+                );
+                std::process::exit(2)
+            };
+            let gcr_image = flag("--gcr-image")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target/x86_64-unknown-linux-gnu/image/gcr-image"));
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            for (reference, digest) in
+                pipeline::publish::publish(&registry, &tag, &gcr_image, &env)?
+            {
+                println!("{reference}@{digest}");
+            }
+            Ok(())
+        }
         _ => {
-            eprintln!("usage: pipeline render | pipeline check [FILE]");
+            eprintln!(
+                "usage: pipeline render | pipeline check [FILE] | pipeline publish --registry HOST/PATH --tag TAG"
+            );
             std::process::exit(2)
         }
     }
