@@ -321,12 +321,12 @@ impl Client {
         ))
     }
 
-    /// The Authorization header for `scope`: learns the challenge once, fetches a token once.
+    /// The Authorization header for `scope`: none until a 401 told us the challenge (no ping:
+    /// a check on an anonymous registry is one request), then Basic, or a token fetched once
+    /// per scope. The lock is held across the token exchange on purpose: concurrent requests
+    /// for one scope wait for the one token instead of each fetching their own.
     async fn authorization(&self, scope: &str) -> Result<Option<Secret>, RegistryError> {
         let mut state = self.state.lock().await;
-        if state.challenge.is_none() {
-            state.challenge = Some(self.ping().await?);
-        }
         match state.challenge.clone() {
             None | Some(Challenge::Open) => Ok(None),
             Some(Challenge::Basic) => match self.basic().await? {
@@ -349,34 +349,32 @@ impl Client {
         }
     }
 
-    async fn forget_token(&self, scope: &str) {
-        self.state.lock().await.tokens.remove(scope);
+    /// What a response without credentials taught: a 401's challenge (`true`: send again with
+    /// credentials), or that this registry needs none.
+    async fn learn(&self, what: &str, response: &reqwest::Response) -> Result<bool, RegistryError> {
+        let mut state = self.state.lock().await;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            if state.challenge.is_none() {
+                state.challenge = Some(Challenge::Open);
+            }
+            return Ok(false);
+        }
+        let header = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // A 401 without a challenge we can answer stays a 401: the caller reports it.
+        let Some(challenge) = parse_challenge(header) else {
+            tracing::debug!("{what}: HTTP 401 without a usable WWW-Authenticate challenge");
+            return Ok(false);
+        };
+        state.challenge = Some(challenge);
+        Ok(true)
     }
 
-    async fn ping(&self) -> Result<Challenge, RegistryError> {
-        let url = format!("{}/v2/", self.base);
-        let response = self.send_with_retry(&url, || self.http.get(&url)).await?;
-        match response.status() {
-            s if s.is_success() => Ok(Challenge::Open),
-            StatusCode::UNAUTHORIZED => {
-                let header = response
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                parse_challenge(header).ok_or_else(|| RegistryError::Protocol {
-                    what: url.clone(),
-                    message: "HTTP 401 without a usable WWW-Authenticate challenge".into(),
-                })
-            }
-            StatusCode::NOT_FOUND => Err(RegistryError::Protocol {
-                what: url,
-                message:
-                    "no registry API here (HTTP 404); check the registry host in source.repository"
-                        .into(),
-            }),
-            s => Err(self.status_error(&url, s, &response.bytes().await.unwrap_or_default())),
-        }
+    async fn forget_token(&self, scope: &str) {
+        self.state.lock().await.tokens.remove(scope);
     }
 
     async fn fetch_token(
@@ -558,6 +556,7 @@ impl Client {
         let deadline = protocol::duration::deadline_after(self.options.retry_deadline);
         let mut attempt = 0u32;
         let mut renewed = false;
+        let mut learned = false;
         loop {
             let auth = self.authorization(scope).await?;
             let mut request = build();
@@ -569,6 +568,14 @@ impl Client {
             match classify(
                 protocol::log::patiently(&format!("the registry ({what})"), request.send()).await,
             ) {
+                Attempt::Done(response) if auth.is_none() && !learned => {
+                    learned = true;
+                    if self.learn(what, &response).await? {
+                        let _ = response.bytes().await;
+                        continue;
+                    }
+                    return Ok(response);
+                }
                 Attempt::Done(response)
                     if response.status() == StatusCode::UNAUTHORIZED
                         && auth.is_some()

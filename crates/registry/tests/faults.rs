@@ -416,6 +416,10 @@ fn a_plain_http_token_realm_off_loopback_never_gets_the_password() {
         .to_string();
     assert!(err.contains("token realm is not https"), "{err}");
     assert!(!err.contains("canary-password"));
-    // Only the ping reached the registry, without credentials; nothing went to the realm.
-    assert_eq!(hits.lock().unwrap().as_slice(), ["/v2/ false"]);
+    // Only the first request reached the registry, without credentials; nothing went to the
+    // realm.
+    assert_eq!(
+        hits.lock().unwrap().as_slice(),
+        ["/v2/team/app/manifests/1.0 false"]
+    );
 }
