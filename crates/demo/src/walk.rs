@@ -347,10 +347,16 @@ impl Walker {
         let version = answer["version"].clone();
         say(&format!("    version {version}"));
         for m in answer["metadata"].as_array().into_iter().flatten() {
+            let value = m["value"].as_str().unwrap_or("");
+            // The GitHub fake answers with github.com links, as GitHub does; the demo's
+            // pull requests live in the fake: show where (its API, there is no web page).
+            let value = match (kind.as_str(), self.info["github"].as_str()) {
+                ("github-promote-pr", Some(api)) => fake_pull_url(value, api),
+                _ => value.to_owned(),
+            };
             say(&format!(
-                "    {}: {}",
-                m["name"].as_str().unwrap_or(""),
-                m["value"].as_str().unwrap_or("")
+                "    {}: {value}",
+                m["name"].as_str().unwrap_or("")
             ));
         }
         self.record(name, &version);
@@ -535,4 +541,31 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `https://github.com/OWNER/REPO/pull/N` as the GitHub fake's API URL of that pull request;
+/// anything else as it is.
+fn fake_pull_url(value: &str, api: &str) -> String {
+    let Some(path) = value.strip_prefix("https://github.com/") else {
+        return value.to_owned();
+    };
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        [owner, repo, "pull", n] => format!(
+            "{}/repos/{owner}/{repo}/pulls/{n}",
+            api.trim_end_matches('/')
+        ),
+        _ => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pull_request_links_point_at_the_fake() {
+        assert_eq!(
+            super::fake_pull_url("https://github.com/o/r/pull/3", "http://127.0.0.1:9/"),
+            "http://127.0.0.1:9/repos/o/r/pulls/3"
+        );
+        assert_eq!(super::fake_pull_url("open", "http://x"), "open");
+    }
 }
