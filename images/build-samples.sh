@@ -3,6 +3,19 @@
 # images/build-samples.sh BINARY -> sample/api-gateway:dev, sample/user-service:dev,
 # sample/role-service:dev (each runs /sample-service ROLE on port 8080).
 set -eu
+
+# The daemon's classic builder (BuildKit's buildx is not installed on our machines) prints a
+# deprecation notice on every build: its output is kept unless the build fails.
+quiet_build() {
+    log=$(mktemp)
+    if ! DOCKER_BUILDKIT=0 "$@" >/dev/null 2>"$log"; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
 binary=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$binary" ] || { echo "images/build-samples.sh: $binary not built" >&2; exit 1; }
@@ -23,7 +36,7 @@ EXPOSE 8080
 ENTRYPOINT ["/sample-service"]
 CMD ["$role"]
 DOCKERFILE
-  DOCKER_BUILDKIT=0 docker build --quiet -t "sample/$name:dev" "$ctx" >/dev/null
+  quiet_build docker build --quiet -t "sample/$name:dev" "$ctx"
   size=$(docker image inspect --format '{{.Size}}' "sample/$name:dev")
   echo "sample/$name:dev  $(( (size + 524288) / 1048576 )) MB ($size bytes)"
 done

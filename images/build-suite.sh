@@ -4,6 +4,19 @@
 # directory given, e.g. /suite/sample-features for the demo's sample system), writing reports to
 # $REPORTS_DIR (default /reports).
 set -eu
+
+# The daemon's classic builder (BuildKit's buildx is not installed on our machines) prints a
+# deprecation notice on every build: its output is kept unless the build fails.
+quiet_build() {
+    log=$(mktemp)
+    if ! DOCKER_BUILDKIT=0 "$@" >/dev/null 2>"$log"; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
 binary=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx="$root/target/images/acceptance-suite"
@@ -22,6 +35,6 @@ WORKDIR /suite
 ENV REPORTS_DIR=/reports
 CMD ["/suite/acceptance-suite"]
 DOCKERFILE
-DOCKER_BUILDKIT=0 docker build --quiet -t acceptance-suite:dev "$ctx" >/dev/null
+quiet_build docker build --quiet -t acceptance-suite:dev "$ctx"
 size=$(docker image inspect --format '{{.Size}}' acceptance-suite:dev)
 echo "acceptance-suite:dev  $(( (size + 524288) / 1048576 )) MB ($size bytes)"

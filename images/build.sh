@@ -2,6 +2,19 @@
 # Builds the image of one resource from its static binary: images/build.sh RESOURCE BINARY
 # Tags it RESOURCE:dev and prints its size.
 set -eu
+
+# The daemon's classic builder (BuildKit's buildx is not installed on our machines) prints a
+# deprecation notice on every build: its output is kept unless the build fails.
+quiet_build() {
+    log=$(mktemp)
+    if ! DOCKER_BUILDKIT=0 "$@" >/dev/null 2>"$log"; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
 resource=$1
 binary=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +32,7 @@ cp "$bundle" "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
 printf 'hosts: files dns\n' > "$ctx/rootfs/etc/nsswitch.conf"
 chmod 1777 "$ctx/rootfs/tmp"
 
-DOCKER_BUILDKIT=0 docker build --quiet --build-arg "RESOURCE=$resource" \
-  -f "$root/images/Dockerfile" -t "$resource:dev" "$ctx" >/dev/null
+quiet_build docker build --quiet --build-arg "RESOURCE=$resource" \
+  -f "$root/images/Dockerfile" -t "$resource:dev" "$ctx"
 size=$(docker image inspect --format '{{.Size}}' "$resource:dev")
 echo "$resource:dev  $(( (size + 524288) / 1048576 )) MB ($size bytes)"
