@@ -9,7 +9,7 @@ IMAGE_BINS := target/$(TARGET)/image
 # Every resource that ships as an image. example-resource proves the kit only.
 RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy acceptance-run
 
-.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down publish
+.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down demo-bin publish
 
 all: build
 
@@ -31,8 +31,16 @@ images: image-bins
 	@images/build-suite.sh $(IMAGE_BINS)/acceptance-suite
 	@images/build-samples.sh $(IMAGE_BINS)/sample-service
 
+# What the machine needs, checked (and installed as root) before anything compiles.
+.PHONY: preflight-test preflight-demo
+preflight-test:
+	@ci/preflight.sh test
+preflight-demo:
+	@ci/preflight.sh demo
+
 # Unit and in-process tests, the built binaries, and the images under Docker.
-test: lint build images
+test: preflight-test
+	@$(MAKE) --no-print-directory lint build images
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
 unit:
@@ -45,17 +53,22 @@ clean:
 # Kubernetes (pods in Docker) and GitHub fakes on loopback, our resource images run as
 # Concourse runs them. Stops before the manual production job: `make demo-prod` runs it,
 # `make demo-down` stops the environment (it also stops by itself after an hour).
-demo: images
-	$(CARGO) build --locked -q -p demo
-	target/debug/demo run
+# The demo binary is built with the images' profile and target, so a fresh machine compiles
+# the dependency tree once.
+DEMO := $(IMAGE_BINS)/demo
+demo-bin:
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+	  $(CARGO) build --locked -q --profile image --target $(TARGET) -p demo
 
-demo-prod:
-	$(CARGO) build --locked -q -p demo
-	target/debug/demo prod
+demo: preflight-demo
+	@$(MAKE) --no-print-directory images demo-bin
+	$(DEMO) run
 
-demo-down:
-	$(CARGO) build --locked -q -p demo
-	target/debug/demo down
+demo-prod: demo-bin
+	$(DEMO) prod
+
+demo-down: demo-bin
+	$(DEMO) down
 
 # Benchmarks print ratios against a peer measured in the same run; they assert no timings.
 .PHONY: bench

@@ -514,13 +514,29 @@ impl Walker {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot run docker ({e})"))?;
         if let Some(mut input) = child.stdin.take() {
             input.write_all(request.to_string().as_bytes())?;
         }
+        // The step's log, as Concourse shows it; github.com links of the GitHub fake's pull
+        // requests shown as the fake's own URLs.
+        let api = self.info["github"].as_str().unwrap_or_default().to_owned();
+        let relay = child.stderr.take().map(|err| {
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    let line: Vec<String> =
+                        line.split(' ').map(|w| fake_pull_url(w, &api)).collect();
+                    eprintln!("{}", line.join(" "));
+                }
+            })
+        });
         let out = child.wait_with_output()?;
+        if let Some(r) = relay {
+            let _ = r.join();
+        }
         if !out.status.success() {
             anyhow::bail!("{kind} {step} exited {}", out.status.code().unwrap_or(-1));
         }
@@ -546,7 +562,10 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// `https://github.com/OWNER/REPO/pull/N` as the GitHub fake's API URL of that pull request;
 /// anything else as it is.
 fn fake_pull_url(value: &str, api: &str) -> String {
-    let Some(path) = value.strip_prefix("https://github.com/") else {
+    let Some(path) = value
+        .strip_prefix("https://github.com/")
+        .filter(|_| !api.is_empty())
+    else {
         return value.to_owned();
     };
     match path.split('/').collect::<Vec<_>>().as_slice() {

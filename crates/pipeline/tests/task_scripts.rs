@@ -223,3 +223,49 @@ fn the_script_is_posix_sh() {
         );
     }
 }
+
+/// `ci/preflight.sh` (run first by `make demo`, `make test` and .ci/run, before anything is
+/// compiled) on a machine without docker-registry: one line naming the package and the exact
+/// command, exit 1, when it may not install (not root, or PREFLIGHT_INSTALL=never).
+#[test]
+fn preflight_names_what_is_missing_and_the_command_before_anything_compiles() {
+    let bin = tempfile::tempdir().unwrap();
+    // A PATH with the script's own tools and nothing else: no docker-registry, no go.
+    for tool in ["id", "docker"] {
+        if let Some(found) = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+        {
+            std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
+        }
+    }
+    let run = |purpose: &str| {
+        Command::new("/bin/sh")
+            .arg(root().join("ci/preflight.sh"))
+            .arg(purpose)
+            .env_clear()
+            .env("PATH", bin.path())
+            .env("PREFLIGHT_INSTALL", "never")
+            .output()
+            .unwrap()
+    };
+    let demo = run("demo");
+    assert_eq!(demo.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&demo.stderr),
+        "preflight: missing docker-registry; run: sudo apt-get install -y docker-registry\n"
+    );
+    let test = run("test");
+    assert_eq!(test.status.code(), Some(1));
+    let line = String::from_utf8_lossy(&test.stderr).into_owned();
+    assert!(
+        line.starts_with("preflight: missing ")
+            && line.contains(" golang-go")
+            && line.contains("; run: sudo apt-get install -y "),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+    let usage = run("other");
+    assert_eq!(usage.status.code(), Some(2));
+}
