@@ -1,7 +1,7 @@
 //! Cold start of a resource binary on a bad request, next to `/bin/true` in the same run.
 //!
 //! Concourse starts a fresh process for every check of every resource, every minute, so the
-//! start-up cost is paid constantly. Measures the shipped binary (the `image` profile, static)
+//! start-up cost is paid constantly. Measures each shipped binary (the `image` profile, static)
 //! answering an empty stdin with its one error line, interleaved run by run with `/bin/true`
 //! so both see the same machine load. Prints medians and the ratio; asserts nothing about time.
 
@@ -45,44 +45,47 @@ fn p90(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let binary = root.join("target/x86_64-unknown-linux-gnu/image/example-resource");
-    assert!(
-        binary.is_file(),
-        "{} not built; run `make image-bins` (make bench does)",
-        binary.display()
-    );
-    let binary = binary.to_str().expect("UTF-8 path").to_owned();
     let truth = ["/bin/true", "/usr/bin/true"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("/bin/true");
-
-    // Warm the page cache for both.
-    for _ in 0..20 {
-        time_once(&binary, "check", b"");
-        time_once(truth, "true", b"");
+    println!("cold start, {RUNS} runs each, interleaved with {truth}");
+    println!("| program | median | p90 | {truth} median | ratio (median) |");
+    println!("|---|---|---|---|---|");
+    // Every shipped resource, and the template.
+    for name in [
+        "gcr-image",
+        "k8s-deploy",
+        "github-promote-pr",
+        "acceptance-run",
+        "example-resource",
+    ] {
+        let binary = root
+            .join("target/x86_64-unknown-linux-gnu/image")
+            .join(name);
+        assert!(
+            binary.is_file(),
+            "{} not built; run `make image-bins` (make bench does)",
+            binary.display()
+        );
+        let binary = binary.to_str().expect("UTF-8 path").to_owned();
+        // Warm the page cache for both.
+        for _ in 0..20 {
+            time_once(&binary, "check", b"");
+            time_once(truth, "true", b"");
+        }
+        let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            ours.push(time_once(&binary, "check", b""));
+            baseline.push(time_once(truth, "true", b""));
+        }
+        let (m_ours, m_true) = (median(ours.clone()), median(baseline));
+        println!(
+            "| {name} check (empty stdin -> one error line, exit 1) | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} |",
+            m_ours.as_secs_f64() * 1e3,
+            p90(ours).as_secs_f64() * 1e3,
+            m_true.as_secs_f64() * 1e3,
+            m_ours.as_secs_f64() / m_true.as_secs_f64()
+        );
     }
-    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        ours.push(time_once(&binary, "check", b""));
-        baseline.push(time_once(truth, "true", b""));
-    }
-    let (m_ours, m_true) = (median(ours.clone()), median(baseline.clone()));
-    println!("cold start, {RUNS} runs each, interleaved");
-    println!("| program | median | p90 |");
-    println!("|---|---|---|");
-    println!(
-        "| example-resource check (empty stdin -> one error line, exit 1) | {:.2} ms | {:.2} ms |",
-        m_ours.as_secs_f64() * 1e3,
-        p90(ours).as_secs_f64() * 1e3
-    );
-    println!(
-        "| {truth} | {:.2} ms | {:.2} ms |",
-        m_true.as_secs_f64() * 1e3,
-        p90(baseline).as_secs_f64() * 1e3
-    );
-    println!(
-        "ratio ours / true (median): {:.2}",
-        m_ours.as_secs_f64() / m_true.as_secs_f64()
-    );
 }

@@ -1,9 +1,12 @@
-//! gcr-image next to skopeo on the same loopback registry, measured in the same run.
+//! gcr-image next to skopeo (and umoci) on the same loopback registry, measured in the same run.
 //!
-//! Images are made once here (OCI layouts of incompressible layers). Every measurement gets a
-//! fresh Debian docker-registry so neither tool finds the other's blobs; request counts come
-//! from the registry's access log, wall time and peak RSS from GNU time. Prints ratios; asserts
-//! nothing about speed.
+//! Images are made once here: OCI layouts whose layers are real gzip streams (stored blocks, no
+//! compression effort) of tar archives holding incompressible data, so neither tool has a
+//! reason to recompress. Every push gets a fresh Debian docker-registry so neither tool finds
+//! the other's blobs; both must push the same manifest digest and pull the same files, or the
+//! bench stops (a ratio between different work is void). Request counts come from the
+//! registry's access log, wall time, CPU time and peak RSS from GNU time. Prints ratios;
+//! asserts nothing about speed.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -15,8 +18,10 @@ use std::process::{Command, Stdio};
 
 struct Measure {
     seconds: f64,
+    cpu: f64,
     rss_mb: f64,
     requests: usize,
+    stdout: String,
 }
 
 /// Runs `cmd` under GNU time; counts the requests it made to `registry`.
@@ -26,7 +31,7 @@ fn measure(registry: &Registry, cmd: &mut Command, stdin: Option<&str>) -> Measu
     let mut timed = Command::new("/usr/bin/time");
     timed
         .arg("-f")
-        .arg("%e %M")
+        .arg("%e %M %U %S")
         .arg("-o")
         .arg(out_file.path())
         .arg(cmd.get_program())
@@ -57,17 +62,20 @@ fn measure(registry: &Registry, cmd: &mut Command, stdin: Option<&str>) -> Measu
     );
     let timing = std::fs::read_to_string(out_file.path()).unwrap();
     let mut parts = timing.split_whitespace();
-    let seconds: f64 = parts.next().unwrap().parse().unwrap();
-    let rss_kb: f64 = parts.next().unwrap().parse().unwrap();
+    let mut next = || -> f64 { parts.next().unwrap().parse().unwrap() };
+    let (seconds, rss_kb, user, sys) = (next(), next(), next(), next());
     Measure {
         seconds,
+        cpu: user + sys,
         rss_mb: rss_kb / 1024.0,
         requests: registry.requests().len() - before,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
     }
 }
 
-/// Incompressible bytes, fast (xorshift).
-fn random_file(path: &Path, size: usize, seed: u64) -> String {
+/// A layer: a tar holding `size` incompressible bytes, as a gzip stream of stored blocks.
+/// Returns (digest of the gzip file, its size, digest of the tar: the diff_id).
+fn gzip_layer(path: &Path, size: usize, seed: u64) -> (String, usize, String) {
     let mut state = (seed + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut data = Vec::with_capacity(size);
     while data.len() < size {
@@ -77,9 +85,22 @@ fn random_file(path: &Path, size: usize, seed: u64) -> String {
         data.extend_from_slice(&state.to_le_bytes());
     }
     data.truncate(size);
-    let digest = sha256_digest(&data);
-    std::fs::write(path, &data).unwrap();
-    digest
+    let mut tarball = tar::Builder::new(Vec::with_capacity(size + 4096));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    header.set_mtime(1_700_000_000);
+    header.set_entry_type(tar::EntryType::Regular);
+    tarball
+        .append_data(&mut header, format!("data-{seed}.bin"), &data[..])
+        .unwrap();
+    let tar_bytes = tarball.into_inner().unwrap();
+    let diff_id = sha256_digest(&tar_bytes);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(path, &gz).unwrap();
+    (sha256_digest(&gz), gz.len(), diff_id)
 }
 
 /// An OCI layout with `layers` layers of `layer_mb` MB each, tagged `t`.
@@ -90,10 +111,11 @@ fn layout(dir: &Path, layers: usize, layer_mb: usize) -> PathBuf {
     let mut diff_ids = Vec::new();
     for i in 0..layers {
         let tmp = dir.join("tmp");
-        let digest = random_file(&tmp, layer_mb * 1_000_000, (layers * 100 + i) as u64);
+        let (digest, size, diff_id) =
+            gzip_layer(&tmp, layer_mb * 1_000_000, (layers * 100 + i) as u64);
         std::fs::rename(&tmp, blobs.join(&digest[7..])).unwrap();
-        descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": layer_mb * 1_000_000}));
-        diff_ids.push(digest);
+        descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size}));
+        diff_ids.push(diff_id);
     }
     let write_blob = |bytes: Vec<u8>| {
         let digest = sha256_digest(&bytes);
@@ -130,15 +152,52 @@ fn skopeo(args: &[String]) -> Command {
 
 fn row(name: &str, o: &Measure, s: &Measure) {
     println!(
-        "| {name} | {:.2} s | {:.2} s | {:.2} | {:.0} MB | {:.0} MB | {} | {} |",
+        "| {name} | {:.2} s | {:.2} s | {:.2} | {:.2} s | {:.2} s | {:.0} MB | {:.0} MB | {} | {} |",
         o.seconds,
         s.seconds,
         o.seconds / s.seconds.max(0.001),
+        o.cpu,
+        s.cpu,
         o.rss_mb,
         s.rss_mb,
         o.requests,
         s.requests
     );
+}
+
+/// The digest gcr-image's answer names.
+fn our_digest(m: &Measure) -> String {
+    let answer: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+    answer["version"]["digest"].as_str().unwrap().to_owned()
+}
+
+/// Both tools must have done the same work, or the ratio is void.
+#[track_caller]
+fn same(what: &str, ours: &str, theirs: &str) {
+    assert_eq!(
+        ours, theirs,
+        "{what}: the two tools did not produce the same result; the ratio would be void"
+    );
+}
+
+/// Relative paths and SHA-256 of every regular file under `dir`.
+fn files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, sha256_digest(&std::fs::read(e.path()).unwrap())));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn main() {
@@ -163,9 +222,9 @@ fn main() {
     );
     println!();
     println!(
-        "| operation | ours | skopeo | time ratio | ours peak RSS | skopeo peak RSS | ours requests | skopeo requests |"
+        "| operation | ours | peer | time ratio | ours CPU | peer CPU | ours peak RSS | peer peak RSS | ours requests | peer requests |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
 
     for (name, layers, mb) in [
         ("fresh push, 1 layer x 200 MB", 1, 200),
@@ -180,18 +239,106 @@ fn main() {
             json!({"source": {"repository": format!("{}/bench/app", reg.host()), "insecure": true}, "params": {"image": "layout", "tag": "1.0.0.dev"}}).to_string()
         };
         let o = measure(&r1, &mut ours(&binary, "out", &sources), Some(&req(&r1)));
+        let digestfile = dir.join("skopeo-digest");
         let s = measure(
             &r2,
             &mut skopeo(&[
                 "copy".into(),
                 "--quiet".into(),
                 "--dest-tls-verify=false".into(),
+                "--digestfile".into(),
+                digestfile.display().to_string(),
                 format!("oci:{}:t", image.display()),
                 format!("docker://{}/bench/app:1.0.0.dev", r2.host()),
             ]),
             None,
         );
+        same(
+            name,
+            &our_digest(&o),
+            std::fs::read_to_string(&digestfile).unwrap().trim(),
+        );
         row(name, &o, &s);
+
+        // Pulls of what was pushed: `in` with format oci-layout next to skopeo copy to an OCI
+        // layout, and `in` with format rootfs next to skopeo copy + umoci unpack.
+        let digest = our_digest(&o);
+        let get = |format: &str| {
+            json!({"source": {"repository": format!("{}/bench/app", r1.host()), "insecure": true},
+                   "version": {"tag": "1.0.0.dev", "digest": digest}, "params": {"format": format}})
+            .to_string()
+        };
+        let ours_dest = dir.join(format!("in-{layers}"));
+        std::fs::create_dir_all(&ours_dest).unwrap();
+        let o = measure(
+            &r1,
+            &mut ours(&binary, "in", &ours_dest),
+            Some(&get("oci-layout")),
+        );
+        let peer_layout = dir.join(format!("skopeo-layout-{layers}"));
+        let s = measure(
+            &r1,
+            &mut skopeo(&[
+                "copy".into(),
+                "--quiet".into(),
+                "--src-tls-verify=false".into(),
+                format!("docker://{}/bench/app:1.0.0.dev", r1.host()),
+                format!("oci:{}:t", peer_layout.display()),
+            ]),
+            None,
+        );
+        let blob_names = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d.join("blobs/sha256"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        same(
+            &format!("{name}: pull to an OCI layout"),
+            &format!("{:?}", blob_names(&ours_dest.join("oci"))),
+            &format!("{:?}", blob_names(&peer_layout)),
+        );
+        row(
+            &format!("pull to an OCI layout ({layers} x {mb} MB)"),
+            &o,
+            &s,
+        );
+
+        let ours_root = dir.join(format!("root-{layers}"));
+        std::fs::create_dir_all(&ours_root).unwrap();
+        let o = measure(
+            &r1,
+            &mut ours(&binary, "in", &ours_root),
+            Some(&get("rootfs")),
+        );
+        let bundle = dir.join(format!("bundle-{layers}"));
+        let unpack = measure(
+            &r1,
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:t", peer_layout.display()))
+                .arg(&bundle),
+            None,
+        );
+        let s = Measure {
+            seconds: s.seconds + unpack.seconds,
+            cpu: s.cpu + unpack.cpu,
+            rss_mb: s.rss_mb.max(unpack.rss_mb),
+            requests: s.requests + unpack.requests,
+            stdout: String::new(),
+        };
+        same(
+            &format!("{name}: unpacked root filesystem"),
+            &format!("{:?}", files(&ours_root.join("rootfs"))),
+            &format!("{:?}", files(&bundle.join("rootfs"))),
+        );
+        row(
+            &format!("pull + unpack a rootfs ({layers} x {mb} MB; peer: skopeo + umoci)"),
+            &o,
+            &s,
+        );
 
         if layers == 1 {
             // Re-push with every blob present.
@@ -322,8 +469,10 @@ fn main() {
             );
             let s = Measure {
                 seconds: list.seconds + inspect.seconds,
+                cpu: list.cpu + inspect.cpu,
                 rss_mb: list.rss_mb.max(inspect.rss_mb),
                 requests: list.requests + inspect.requests,
+                stdout: String::new(),
             };
             row(
                 "check, 1,000 tags, 1 new (skopeo: list-tags + inspect)",
@@ -333,5 +482,7 @@ fn main() {
         }
     }
     println!();
-    println!("time ratio = ours / skopeo (below 1: we are faster). GNU time has 10 ms resolution.");
+    println!(
+        "time ratio = ours / peer (below 1: we are faster); CPU = user + system. GNU time has 10 ms resolution."
+    );
 }
