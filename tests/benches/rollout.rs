@@ -86,9 +86,11 @@ fn main() {
         format!("registry.local/api:{n}")
     };
 
+    // kubectl (create, set image) owns the image field between our runs: each of ours takes it
+    // over, as a server-side apply must be told to (`force_conflicts`).
     let mut ours = Vec::new();
     for _ in 0..20 {
-        let request = json!({"source": source, "params": {"images": [{"deployment": "api", "image": next_image()}], "timeout": "60s"}}).to_string();
+        let request = json!({"source": source, "params": {"images": [{"deployment": "api", "image": next_image()}], "timeout": "60s", "force_conflicts": true}}).to_string();
         let mut child = Command::new(&binary)
             .arg("out")
             .arg(dir.path())
@@ -171,5 +173,114 @@ fn main() {
         "ratio ours / kubectl: {:.2}; ours / polling: {:.2}",
         ms(o) / ms(k).max(0.001),
         ms(o) / ms(p).max(0.001)
+    );
+
+    // End to end, on a fake with its default tick: from starting the client to its return,
+    // k8s-deploy `out` (connect, one LIST, server-side apply, watch) next to `kubectl set
+    // image` + `kubectl rollout status` (two processes, as a bash resource runs them). Start to
+    // the controller's completion holds the client's start-up and its request, then the
+    // rollout, which the fake's tick (50 ms: a replica per tick) sets; after completion is
+    // the client noticing and exiting.
+    let fake = FakeKube::start(Options {
+        token: Some("bench".into()),
+        tls: true,
+        ..Options::default()
+    });
+    let kubeconfig = dir.path().join("kubeconfig-default-tick");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
+    kubectl(
+        &kubeconfig,
+        &[
+            "create",
+            "deployment",
+            "api",
+            "--image=registry.local/api:0",
+            "--replicas=2",
+        ],
+    );
+    kubectl(
+        &kubeconfig,
+        &["rollout", "status", "deployment/api", "--timeout=60s"],
+    );
+    let source = json!({"kubeconfig": fake.kubeconfig()});
+    let (mut ours_total, mut ours_rollout) = (Vec::new(), Vec::new());
+    let (mut kube_total, mut kube_rollout) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let image = next_image();
+        let request = json!({"source": source, "params": {"images": [{"deployment": "api", "image": image}], "timeout": "60s", "force_conflicts": true}}).to_string();
+        let started = Instant::now();
+        let mut child = Command::new(&binary)
+            .arg("out")
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let returned = Instant::now();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let done = fake
+            .completed_at("default", "api", generation(&fake))
+            .unwrap();
+        ours_total.push(returned - started);
+        ours_rollout.push(done.saturating_duration_since(started));
+
+        let image = next_image();
+        let started = Instant::now();
+        kubectl(
+            &kubeconfig,
+            &["set", "image", "deployment/api", &format!("api={image}")],
+        );
+        let g = generation(&fake);
+        kubectl(
+            &kubeconfig,
+            &["rollout", "status", "deployment/api", "--timeout=60s"],
+        );
+        let returned = Instant::now();
+        let done = fake.completed_at("default", "api", g).unwrap();
+        kube_total.push(returned - started);
+        kube_rollout.push(done.saturating_duration_since(started));
+    }
+    let (ot, or, kt, kr) = (
+        median(ours_total),
+        median(ours_rollout),
+        median(kube_total),
+        median(kube_rollout),
+    );
+    println!();
+    println!("image change -> step returns, end to end (fake with its default tick, 2 replicas)");
+    println!();
+    println!(
+        "| client | rollouts | median total | start -> rollout complete | complete -> return |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| k8s-deploy out | 10 | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ms(ot),
+        ms(or),
+        ms(ot.saturating_sub(or))
+    );
+    println!(
+        "| kubectl set image + rollout status | 10 | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ms(kt),
+        ms(kr),
+        ms(kt.saturating_sub(kr))
+    );
+    println!();
+    println!(
+        "ratio ours / kubectl (total): {:.2}; (after completion): {:.2}",
+        ms(ot) / ms(kt).max(0.001),
+        ms(ot.saturating_sub(or)) / ms(kt.saturating_sub(kr)).max(0.001)
     );
 }
