@@ -181,3 +181,40 @@ fn tls_with_a_private_ca_works_when_the_ca_is_given_and_fails_clearly_when_not()
         .unwrap_err();
     assert!(err.to_string().ends_with("the server does not speak TLS (a plain-HTTP loopback registry needs source.insecure: true)"), "{err}");
 }
+
+/// What a check costs on a token registry (the flow of GCR and Artifact Registry): from cold,
+/// the first request's 401 teaches the challenge, one token, the request again; with the
+/// token cached (one process: one check), every further lookup is one request.
+#[test]
+fn a_lookup_on_a_token_registry_costs_three_requests_from_cold_then_one() {
+    let registry = Registry::start(Auth::Token(vec![("ci".into(), "pw".into())]));
+    let repo = Repository::parse(&format!("{}/microservices-kube/api", registry.host())).unwrap();
+    let creds = Credentials::Basic {
+        username: "ci".into(),
+        password: Secret::new("pw"),
+    };
+    let pusher = Client::new(&repo.host, creds.clone(), options(true, None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let digest = push(&pusher, &repo, dir.path()).unwrap();
+
+    let c = Client::new(&repo.host, creds, options(true, None)).unwrap();
+    let before = (registry.requests().len(), registry.tokens_issued());
+    let found = rt().block_on(c.manifest_digest(&repo, "1.0")).unwrap();
+    assert_eq!(found.as_deref(), Some(digest.as_str()));
+    let cold: Vec<(String, u16)> = registry.requests()[before.0..]
+        .iter()
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    assert_eq!(cold, [("HEAD".to_owned(), 401), ("HEAD".to_owned(), 200)]);
+    assert_eq!(registry.tokens_issued() - before.1, 1, "one token request");
+    assert_eq!(c.requests(), 3, "401, token, HEAD");
+
+    let warm = registry.requests().len();
+    rt().block_on(c.manifest_digest(&repo, "1.0")).unwrap();
+    assert_eq!(
+        registry.requests().len() - warm,
+        1,
+        "a cached token: one request"
+    );
+    assert_eq!(c.requests(), 4);
+}
