@@ -19,18 +19,7 @@ resource=$1
 binary=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx="$root/target/images/$resource"
-bundle=/etc/ssl/certs/ca-certificates.crt
-
-[ -f "$binary" ] || { echo "images/build.sh: $binary not built" >&2; exit 1; }
-[ -f "$bundle" ] || { echo "images/build.sh: $bundle missing; apt-get install ca-certificates" >&2; exit 1; }
-
-rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/opt/resource" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp"
-cp "$binary" "$ctx/rootfs/opt/resource/$resource"
-for step in check in out; do ln -s "$resource" "$ctx/rootfs/opt/resource/$step"; done
-cp "$bundle" "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
-printf 'hosts: files dns\n' > "$ctx/rootfs/etc/nsswitch.conf"
-chmod 1777 "$ctx/rootfs/tmp"
+"$root/images/context.sh" "$resource" "$binary" "$ctx"
 
 quiet_build docker build --quiet --build-arg "RESOURCE=$resource" \
   -f "$root/images/Dockerfile" -t "$resource:dev" "$ctx"

@@ -260,6 +260,13 @@ fn run(dir: &Path) -> anyhow::Result<()> {
     for job in &clocked {
         eprintln!("demo: {job} runs on a clock (a time resource) in Concourse; not walked here");
     }
+    // Publishing our own resource types is what `demo serve` did already (it pushed the
+    // images `make images` built to its registry).
+    let (_, jobs): (Vec<String>, Vec<String>) =
+        jobs.into_iter().partition(|j| j == "resource-types");
+    eprintln!(
+        "demo: resource-types is served by the demo's registry already (make images); not walked"
+    );
     let manual: Vec<String> = jobs.iter().filter(|j| is_manual(&w, j)).cloned().collect();
     for job in jobs.iter().filter(|j| !manual.contains(j)) {
         if let Err(e) = w.job(job) {
@@ -321,7 +328,7 @@ fn prod(dir: &Path) -> anyhow::Result<()> {
     let manual: Vec<String> = w
         .jobs()
         .into_iter()
-        .filter(|j| !w.clocked(j) && is_manual(&w, j))
+        .filter(|j| !w.clocked(j) && j != "resource-types" && is_manual(&w, j))
         .collect();
     for job in &manual {
         w.job(job)?;

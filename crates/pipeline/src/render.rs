@@ -111,6 +111,9 @@ pub fn repos(text: &str) -> Result<Vec<Repo>, String> {
 
 const REGISTRY: &str = "us.gcr.io/microservices-kube";
 
+/// The resource types the pipeline pulls (acceptance-run's image is also the reporter).
+use crate::publish::TYPES as RESOURCE_TYPES;
+
 /// `ci/pipeline.yml`.
 pub fn pipeline(repos: &[Repo]) -> String {
     let mut y = String::new();
@@ -126,12 +129,7 @@ pub fn pipeline(repos: &[Repo]) -> String {
     y.push_str("# Every ((var)) is described in ci/vars.example.yml.\n\n");
 
     y.push_str("resource_types:\n");
-    for t in [
-        "gcr-image",
-        "k8s-deploy",
-        "github-promote-pr",
-        "acceptance-run",
-    ] {
+    for t in RESOURCE_TYPES {
         y.push_str(&format!(
             "- name: {t}\n  type: registry-image\n  source:\n    repository: {REGISTRY}/{t}\n    tag: ((resource-types-tag))\n    username: _json_key\n    password: ((GOOGLE_CLOUD_AUTH_KEY))\n"
         ));
@@ -164,6 +162,12 @@ pub fn pipeline(repos: &[Repo]) -> String {
     y.push_str(&format!(
         "- name: acceptance\n  type: acceptance-run\n  icon: check-all\n  source:\n    reports_repository: {REGISTRY}/acceptance-reports\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n    kubeconfig: ((TEST_KUBECONFIG))\n"
     ));
+    // The resource types' own images, published by this pipeline (job resource-types).
+    for t in RESOURCE_TYPES {
+        y.push_str(&format!(
+            "- name: {t}-type\n  type: gcr-image\n  icon: package-variant\n  check_every: 24h\n  source:\n    repository: {REGISTRY}/{t}\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+        ));
+    }
     for r in repos {
         y.push_str(&format!(
             "- name: {0}-promotion\n  type: github-promote-pr\n  icon: source-pull\n  source:\n    repository: ((github-org))/{0}\n    access_token: ((GITHUB_TOKEN))\n",
@@ -302,16 +306,27 @@ pub fn pipeline(repos: &[Repo]) -> String {
     }
     y.push_str("      rollback_on_failure: true\n      timeout: 10m\n");
 
+    // The resource types, built from this repository and published as REGISTRY/<type> tagged
+    // with the commit's short ref: the pipeline pins them with ((resource-types-tag)).
+    y.push_str("- name: resource-types\n  plan:\n  - get: ci\n    trigger: true\n  - task: resource-binaries\n    file: ci/ci/tasks/resource-binaries.yml\n    vars: {rust_tag: ((rust-tag))}\n  - in_parallel:\n");
+    for t in RESOURCE_TYPES {
+        y.push_str(&format!(
+            "    - do:\n      - task: image-{t}\n        privileged: true\n        file: ci/ci/tasks/resource-image.yml\n        vars: {{resource: {t}, oci_build_task_tag: ((oci-build-task-tag))}}\n        output_mapping: {{image: image-{t}}}\n      - put: {t}-type\n        params: {{image: image-{t}/image.tar, tag_file: ci/.git/short_ref}}\n"
+        ));
+    }
+
     // The janitor: test namespaces whose cleanup never ran (a lost worker) go after 6 hours.
     y.push_str("- name: test-namespace-janitor\n  plan:\n  - get: every-6h\n    trigger: true\n  - put: test-cluster\n    params: {delete_namespaces_older_than: 6h, ephemeral_namespace: microservices-test}\n    no_get: true\n");
 
     y.push_str("\ngroups:\n- name: delivery\n  jobs: [deploy-test, acceptance, publish-prod-images, open-promotion-prs, deploy-prod, test-namespace-janitor, reconfigure]\n- name: unit-and-build\n  jobs:\n");
+    // (the resource-types group follows the build jobs below)
     for r in repos {
         y.push_str(&format!("  - unit-{}\n", r.name));
     }
     for r in &imaged {
         y.push_str(&format!("  - build-{}\n", r.image()));
     }
+    y.push_str("- name: resource-types\n  jobs: [resource-types]\n");
     y
 }
 
