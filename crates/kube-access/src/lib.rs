@@ -313,14 +313,63 @@ impl Cluster {
         kc.read_timeout = Some(read_timeout);
         streaming.read_timeout = None;
         let server = kc.cluster_url.to_string();
-        let client = kube::Client::try_from(kc).context("set up the Kubernetes client")?;
-        let streaming =
-            kube::Client::try_from(streaming).context("set up the Kubernetes client")?;
+        let build = |c: kube::Config| -> anyhow::Result<kube::Client> {
+            Ok(kube::client::ClientBuilder::try_from(c)
+                .context("set up the Kubernetes client")?
+                .with_layer(&Patience)
+                .build())
+        };
+        let client = build(kc)?;
+        let streaming = build(streaming)?;
         Ok(Self {
             client,
             streaming,
             server,
         })
+    }
+}
+
+/// A layer of the kube client that says what a request is waiting for when the API server
+/// is slow to answer (`still waiting for the API server to answer GET /api/v1/...`), so a build
+/// log never sits silent (see `protocol::log::patiently`).
+#[derive(Debug, Clone, Copy)]
+struct Patience;
+
+impl<S> tower::Layer<S> for Patience {
+    type Service = Patient<S>;
+    fn layer(&self, inner: S) -> Patient<S> {
+        Patient(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Patient<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for Patient<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let what = format!(
+            "the API server to answer {} {}",
+            request.method(),
+            request.uri().path()
+        );
+        let answer = self.0.call(request);
+        Box::pin(async move { protocol::log::patiently(&what, answer).await })
     }
 }
 

@@ -67,6 +67,57 @@ fn a_silent_api_server_fails_the_call_after_the_read_bound() {
     );
 }
 
+/// A wait of more than a few seconds says what it waits for: the client's layer prints which
+/// request the API server has not answered yet.
+#[test]
+fn a_slow_api_server_is_said_while_it_is_waited_for() {
+    #[derive(Clone)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let fake = FakeKube::start(Options {
+        token: Some("t0ken".into()),
+        ..Options::default()
+    });
+    let upstream: std::net::SocketAddr = fake.url().trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(
+        upstream,
+        vec![Rule {
+            method: "GET",
+            path_contains: "/api/v1/namespaces/",
+            times: 1,
+            fault: Fault::Silent,
+        }],
+    );
+    let access = token_access(&format!("http://{}", proxy.host()), "t0ken").unwrap();
+    let sink = Sink(Default::default());
+    let writer = protocol::log::SharedWriter::new(sink.clone());
+    tracing::subscriber::with_default(protocol::log::subscriber(writer, false), || {
+        let _ = rt().block_on(async {
+            let cluster = Cluster::connect_with(&access, "test/0", Duration::from_millis(5800))
+                .await
+                .unwrap();
+            Api::<Namespace>::all(cluster.client.clone())
+                .get("default")
+                .await
+        });
+    });
+    let log = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    assert!(
+        log.contains(
+            "still waiting for the API server to answer GET /api/v1/namespaces/default (5s)"
+        ),
+        "{log}"
+    );
+}
+
 #[test]
 fn server_and_token_cannot_inject_kubeconfig_fields() {
     // Before: the kubeconfig was YAML pasted from these strings, and a newline in `server`
