@@ -23,7 +23,6 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -225,9 +224,22 @@ pub fn scope(repo: &Repository, actions: &str) -> String {
     format!("repository:{}:{actions}", repo.path)
 }
 
-/// A `sha256:` digest computed over a stream of chunks.
-#[derive(Debug, Default, Clone)]
-pub struct StreamingDigest(Sha256);
+/// A `sha256:` digest computed over a stream of chunks. ring's SHA-256 (ring is linked
+/// already as the TLS provider): no second digest crate in the binaries.
+#[derive(Clone)]
+pub struct StreamingDigest(ring::digest::Context);
+
+impl std::fmt::Debug for StreamingDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamingDigest")
+    }
+}
+
+impl Default for StreamingDigest {
+    fn default() -> Self {
+        Self(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+}
 
 impl StreamingDigest {
     pub fn new() -> Self {
@@ -240,7 +252,7 @@ impl StreamingDigest {
 
     /// `sha256:<hex>`.
     pub fn finish(self) -> String {
-        format!("sha256:{}", hex::encode(self.0.finalize()))
+        format!("sha256:{}", hex::encode(self.0.finish()))
     }
 }
 
@@ -259,7 +271,10 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    format!(
+        "sha256:{}",
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+    )
 }
 
 enum Attempt {
