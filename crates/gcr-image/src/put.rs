@@ -490,7 +490,7 @@ async fn mount_all(
         if client.blob_exists(to, digest).await? {
             continue;
         }
-        if client.mount_blob(to, from, digest).await?.is_some() {
+        if client.mount_blob(to, from, digest).await? != registry::Mount::Mounted {
             bail!(
                 "{to} could not mount blob {digest} ({}) from {from}; the registry does not allow cross-repository mounts here",
                 registry::push::human(size)

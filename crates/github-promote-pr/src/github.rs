@@ -409,8 +409,8 @@ impl Github {
         }
     }
 
-    /// One call that must answer `expect`; its body parsed as `T`.
-    async fn expect<T: serde::de::DeserializeOwned>(
+    /// One call that must answer with status `expect`; its body parsed as `T`.
+    async fn call_for<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         method: http::Method,
@@ -554,7 +554,7 @@ impl Github {
         body: &str,
     ) -> Result<Pull, GithubError> {
         let path = self.repo_path(&format!("/pulls/{number}"));
-        self.expect(
+        self.call_for(
             &format!("update pull request #{number}"),
             http::Method::PATCH,
             &path,
@@ -569,7 +569,7 @@ impl Github {
             "read pull request #{number} of {}/{}",
             self.owner, self.repo
         );
-        self.expect(
+        self.call_for(
             &what,
             http::Method::GET,
             &self.repo_path(&format!("/pulls/{number}")),
@@ -585,7 +585,7 @@ impl Github {
             "read pull request #{number} of {}/{}",
             self.owner, self.repo
         );
-        self.expect(
+        self.call_for(
             &what,
             http::Method::GET,
             &self.repo_path(&format!("/pulls/{number}")),
@@ -598,7 +598,7 @@ impl Github {
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GithubError> {
         let path = self.repo_path(&format!("/issues/{number}/labels"));
         let _: Value = self
-            .expect(
+            .call_for(
                 &format!("label pull request #{number}"),
                 http::Method::POST,
                 &path,
@@ -618,7 +618,7 @@ impl Github {
         let path = self.repo_path(&format!("/pulls/{number}/requested_reviewers"));
         let body = json!({"reviewers": users, "team_reviewers": teams});
         let _: Value = self
-            .expect(
+            .call_for(
                 &format!("request reviewers on pull request #{number}"),
                 http::Method::POST,
                 &path,

@@ -200,15 +200,6 @@ impl Cluster {
         let live = serde_json::to_value(&live)?;
         Ok(extract(&live, MANAGER))
     }
-    /// Pods selected by `selector` (`k=v,...`).
-    pub async fn pods_of(&self, ns: &str, selector: &str) -> anyhow::Result<Vec<Pod>> {
-        Ok(self
-            .pods(ns)
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| anyhow::anyhow!("list pods: {}", kube_error(&e)))?
-            .items)
-    }
 }
 
 /// The configuration `manager` applied to `live`, with live values (see

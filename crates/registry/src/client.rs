@@ -181,6 +181,15 @@ struct AuthState {
     tokens: HashMap<String, Secret>,
 }
 
+/// What a cross-repository mount did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// The blob is now in the repository: no bytes sent.
+    Mounted,
+    /// Not mounted; the registry opened an upload session at `upload` instead.
+    Refused { upload: String },
+}
+
 /// A manifest as stored: bytes, media type, digest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -845,14 +854,13 @@ impl Client {
         Ok(bytes)
     }
 
-    /// Tries a cross-repository mount of `digest` from `from` into `repo`. `Ok(None)`: mounted.
-    /// `Ok(Some(location))`: not mounted, and the registry opened an upload session there.
+    /// Tries a cross-repository mount of `digest` from `from` into `repo`.
     pub async fn mount_blob(
         &self,
         repo: &Repository,
         from: &Repository,
         digest: &str,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Mount, RegistryError> {
         let url = self.url(repo, "blobs/uploads/");
         let what = format!("mount blob {} from {from} into {repo}", short(digest));
         checked_digest(&what, digest)?;
@@ -865,8 +873,10 @@ impl Client {
             })
             .await?;
         match response.status() {
-            StatusCode::CREATED => Ok(None),
-            StatusCode::ACCEPTED => Ok(Some(self.location(&what, response.headers())?)),
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => Ok(Mount::Refused {
+                upload: self.location(&what, response.headers())?,
+            }),
             s => Err(self.status_error(&what, s, &response.bytes().await.unwrap_or_default())),
         }
     }

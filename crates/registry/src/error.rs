@@ -38,12 +38,6 @@ pub enum RegistryError {
     Google(#[from] google_auth::AuthError),
 }
 
-impl RegistryError {
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, RegistryError::NotFound { .. })
-    }
-}
-
 /// The registry's error envelope, `{"errors": [{"code", "message"}]}`, as ` (CODE: message)`.
 pub(crate) fn envelope_detail(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]

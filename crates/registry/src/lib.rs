@@ -6,6 +6,8 @@ pub mod error;
 pub mod push;
 pub mod reference;
 
-pub use client::{Client, Credentials, MANIFEST_TYPES, Manifest, Options, TagList, sha256_digest};
+pub use client::{
+    Client, Credentials, MANIFEST_TYPES, Manifest, Mount, Options, TagList, sha256_digest,
+};
 pub use error::RegistryError;
 pub use reference::Repository;

@@ -52,11 +52,11 @@ impl Client {
         let mut location = None;
         if let Some(from) = mount_from.filter(|f| *f != repo) {
             match self.mount_blob(repo, from, &blob.digest).await? {
-                None => {
+                crate::client::Mount::Mounted => {
                     tracing::info!("{label}: {} mounted from {from}", short(&blob.digest));
                     return Ok(Pushed::Mounted);
                 }
-                Some(session) => location = Some(session),
+                crate::client::Mount::Refused { upload } => location = Some(upload),
             }
         }
         let deadline = protocol::duration::deadline_after(self.options().retry_deadline);
