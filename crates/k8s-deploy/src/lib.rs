@@ -6,6 +6,8 @@
 pub mod check;
 pub mod cluster;
 pub mod get;
+pub mod manifests;
+pub mod namespaces;
 pub mod put;
 pub mod source;
 pub mod state;
