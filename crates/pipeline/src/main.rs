@@ -20,8 +20,12 @@ fn main() -> anyhow::Result<()> {
             let table =
                 std::fs::read_to_string(root.join("ci/repos.yml")).context("read ci/repos.yml")?;
             let repos = render::repos(&table).map_err(anyhow::Error::msg)?;
-            std::fs::write(root.join("ci/pipeline.yml"), render::pipeline(&repos))
-                .context("write ci/pipeline.yml")?;
+            let keys = render::google_keys(&table).map_err(anyhow::Error::msg)?;
+            std::fs::write(
+                root.join("ci/pipeline.yml"),
+                render::pipeline_with(&repos, &keys),
+            )
+            .context("write ci/pipeline.yml")?;
             std::fs::create_dir_all(root.join("ci/k8s"))?;
             std::fs::write(root.join("ci/k8s/services.yml"), render::services(&repos))
                 .context("write ci/k8s/services.yml")?;

@@ -114,8 +114,72 @@ const REGISTRY: &str = "us.gcr.io/microservices-kube";
 /// The resource types the pipeline pulls (acceptance-run's image is also the reporter).
 use crate::publish::TYPES as RESOURCE_TYPES;
 
-/// `ci/pipeline.yml`.
+/// The credential each use of Google access is read from. By default all are
+/// `GOOGLE_CLOUD_AUTH_KEY`, the one key the team provides; a team that wants least privilege
+/// names one key per use in ci/repos.yml (`google_keys:`) and gives each key only its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoogleKeys {
+    /// Pulling the resource types' images (Artifact Registry Reader).
+    pub resource_types: String,
+    /// Pushing `.dev` images, promoting, publishing the resource types (Artifact Registry Writer).
+    pub images: String,
+    /// Storing the acceptance reports (Artifact Registry Writer on acceptance-reports).
+    pub reports: String,
+    /// Deploying to production (Kubernetes Engine Developer on the production cluster).
+    pub deploy_prod: String,
+}
+
+impl Default for GoogleKeys {
+    fn default() -> Self {
+        let key = "GOOGLE_CLOUD_AUTH_KEY".to_owned();
+        Self {
+            resource_types: key.clone(),
+            images: key.clone(),
+            reports: key.clone(),
+            deploy_prod: key,
+        }
+    }
+}
+
+/// The table's optional `google_keys:` mapping (use -> var name).
+pub fn google_keys(text: &str) -> Result<GoogleKeys, String> {
+    let doc = yaml::parse(text)?;
+    let mut keys = GoogleKeys::default();
+    let Some(map) = doc.get("google_keys") else {
+        return Ok(keys);
+    };
+    for (name, value) in map.entries() {
+        let name = name.as_str().unwrap_or("");
+        let var = value
+            .as_str()
+            .ok_or(format!(
+                "ci/repos.yml:{}: google_keys.{name} must be a var name",
+                value.line
+            ))?
+            .to_owned();
+        match name {
+            "resource_types" => keys.resource_types = var,
+            "images" => keys.images = var,
+            "reports" => keys.reports = var,
+            "deploy_prod" => keys.deploy_prod = var,
+            other => {
+                return Err(format!(
+                    "ci/repos.yml:{}: google_keys.{other} is not a use; the uses are resource_types, images, reports, deploy_prod",
+                    value.line
+                ));
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// `ci/pipeline.yml`, every Google access through the one team key.
 pub fn pipeline(repos: &[Repo]) -> String {
+    pipeline_with(repos, &GoogleKeys::default())
+}
+
+/// `ci/pipeline.yml` with the table's Google keys.
+pub fn pipeline_with(repos: &[Repo], keys: &GoogleKeys) -> String {
     let mut y = String::new();
     let services: Vec<&Repo> = repos.iter().filter(|r| r.deployment.is_some()).collect();
     let imaged: Vec<&Repo> = repos
@@ -131,7 +195,8 @@ pub fn pipeline(repos: &[Repo]) -> String {
     y.push_str("resource_types:\n");
     for t in RESOURCE_TYPES {
         y.push_str(&format!(
-            "- name: {t}\n  type: registry-image\n  source:\n    repository: {REGISTRY}/{t}\n    tag: ((resource-types-tag))\n    username: _json_key\n    password: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+            "- name: {t}\n  type: registry-image\n  source:\n    repository: {REGISTRY}/{t}\n    tag: ((resource-types-tag))\n    username: _json_key\n    password: (({}))\n",
+            keys.resource_types
         ));
     }
 
@@ -147,25 +212,29 @@ pub fn pipeline(repos: &[Repo]) -> String {
     for r in &imaged {
         let image = r.image();
         y.push_str(&format!(
-            "- name: {image}-dev\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '\\.dev$'\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+            "- name: {image}-dev\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '\\.dev$'\n    google_credentials: (({}))\n",
+            keys.images
         ));
     }
     for r in &services {
         let image = r.image();
         y.push_str(&format!(
-            "- name: {image}-prod\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '^[0-9a-f]{{7,40}}$'\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+            "- name: {image}-prod\n  type: gcr-image\n  icon: docker\n  source:\n    repository: {REGISTRY}/{image}\n    tag_regex: '^[0-9a-f]{{7,40}}$'\n    google_credentials: (({}))\n",
+            keys.images
         ));
     }
     y.push_str("- name: every-6h\n  type: time\n  icon: clock-outline\n  source: {interval: 6h}\n");
     y.push_str("- name: test-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    kubeconfig: ((TEST_KUBECONFIG))\n    namespace: microservices-test\n");
-    y.push_str("- name: prod-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    server: ((PROD_CLUSTER_SERVER))\n    certificate_authority: ((PROD_CLUSTER_CA))\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n    namespace: microservices\n");
+    y.push_str(&format!("- name: prod-cluster\n  type: k8s-deploy\n  icon: kubernetes\n  source:\n    server: ((PROD_CLUSTER_SERVER))\n    certificate_authority: ((PROD_CLUSTER_CA))\n    google_credentials: (({}))\n    namespace: microservices\n", keys.deploy_prod));
     y.push_str(&format!(
-        "- name: acceptance\n  type: acceptance-run\n  icon: check-all\n  source:\n    reports_repository: {REGISTRY}/acceptance-reports\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n    kubeconfig: ((TEST_KUBECONFIG))\n"
+        "- name: acceptance\n  type: acceptance-run\n  icon: check-all\n  source:\n    reports_repository: {REGISTRY}/acceptance-reports\n    google_credentials: (({}))\n    kubeconfig: ((TEST_KUBECONFIG))\n",
+        keys.reports
     ));
     // The resource types' own images, published by this pipeline (job resource-types).
     for t in RESOURCE_TYPES {
         y.push_str(&format!(
-            "- name: {t}-type\n  type: gcr-image\n  icon: package-variant\n  check_every: 24h\n  source:\n    repository: {REGISTRY}/{t}\n    google_credentials: ((GOOGLE_CLOUD_AUTH_KEY))\n"
+            "- name: {t}-type\n  type: gcr-image\n  icon: package-variant\n  check_every: 24h\n  source:\n    repository: {REGISTRY}/{t}\n    google_credentials: (({}))\n",
+            keys.images
         ));
     }
     for r in repos {

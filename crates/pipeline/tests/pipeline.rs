@@ -27,10 +27,11 @@ fn ctx() -> Context {
 #[test]
 fn the_committed_pipeline_is_the_rendering_of_the_table() {
     let repos = render::repos(&read("ci/repos.yml")).unwrap();
+    let keys = render::google_keys(&read("ci/repos.yml")).unwrap();
     assert_eq!(repos.len(), 7);
     assert_eq!(
         read("ci/pipeline.yml"),
-        render::pipeline(&repos),
+        render::pipeline_with(&repos, &keys),
         "ci/pipeline.yml is stale: run `make pipeline`"
     );
     assert_eq!(
@@ -219,4 +220,36 @@ fn steps_inside_in_parallel_do_try_and_hooks_are_checked() {
             "13: job \"a\": put of undeclared resource \"also-gone\""
         ]
     );
+}
+
+/// Least privilege: one Google key per use, named in the table; by default every use reads
+/// the team's one key, GOOGLE_CLOUD_AUTH_KEY.
+#[test]
+fn google_keys_per_use_default_to_the_teams_one_key() {
+    let table = read("ci/repos.yml");
+    let repos = render::repos(&table).unwrap();
+    assert_eq!(
+        render::google_keys(&table).unwrap(),
+        render::GoogleKeys::default()
+    );
+    let split = format!(
+        "{table}google_keys:\n  resource_types: GCR_READ_KEY\n  images: GCR_WRITE_KEY\n  reports: REPORTS_KEY\n  deploy_prod: GKE_DEPLOY_KEY\n"
+    );
+    let keys = render::google_keys(&split).unwrap();
+    let rendered = render::pipeline_with(&repos, &keys);
+    assert!(
+        !rendered.contains("GOOGLE_CLOUD_AUTH_KEY"),
+        "every use has its own key"
+    );
+    for (var, at) in [
+        ("GCR_READ_KEY", "password: ((GCR_READ_KEY))"),
+        ("GCR_WRITE_KEY", "google_credentials: ((GCR_WRITE_KEY))"),
+        ("REPORTS_KEY", "google_credentials: ((REPORTS_KEY))"),
+        ("GKE_DEPLOY_KEY", "google_credentials: ((GKE_DEPLOY_KEY))"),
+    ] {
+        assert!(rendered.contains(at), "{var} not used: {at}");
+    }
+    let bad = format!("{table}google_keys:\n  everything: K\n");
+    let e = render::google_keys(&bad).unwrap_err();
+    assert!(e.contains("google_keys.everything is not a use"), "{e}");
 }
