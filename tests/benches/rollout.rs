@@ -41,6 +41,32 @@ fn latency(fake: &FakeKube, generation: i64, returned: Instant) -> Duration {
     returned.saturating_duration_since(done)
 }
 
+/// Runs k8s-deploy `out` with `request`; the instant it returned (it must succeed).
+fn deploy(binary: &Path, dir: &Path, request: &str) -> Instant {
+    let mut child = Command::new(binary)
+        .arg("out")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let returned = Instant::now();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    returned
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -91,27 +117,7 @@ fn main() {
     let mut ours = Vec::new();
     for _ in 0..20 {
         let request = json!({"source": source, "params": {"images": [{"deployment": "api", "image": next_image()}], "timeout": "60s", "force_conflicts": true}}).to_string();
-        let mut child = Command::new(&binary)
-            .arg("out")
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let returned = Instant::now();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let returned = deploy(&binary, dir.path(), &request);
         ours.push(latency(&fake, generation(&fake), returned));
     }
     let mut kubectl_status = Vec::new();
@@ -209,27 +215,7 @@ fn main() {
         let image = next_image();
         let request = json!({"source": source, "params": {"images": [{"deployment": "api", "image": image}], "timeout": "60s", "force_conflicts": true}}).to_string();
         let started = Instant::now();
-        let mut child = Command::new(&binary)
-            .arg("out")
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let returned = Instant::now();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let returned = deploy(&binary, dir.path(), &request);
         let done = fake
             .completed_at("default", "api", generation(&fake))
             .unwrap();

@@ -28,8 +28,9 @@ fn token_access(server: &str, token: &str) -> Result<Access, String> {
     .map_err(|e| e.to_string())
 }
 
-#[test]
-fn a_silent_api_server_fails_the_call_after_the_read_bound() {
+/// The fake behind a proxy that leaves the first `times` namespace GETs unanswered; the access
+/// to it (token `t0ken`).
+fn silent_api_server(times: usize) -> (FakeKube, FaultProxy, Access) {
     let fake = FakeKube::start(Options {
         token: Some("t0ken".into()),
         ..Options::default()
@@ -40,11 +41,17 @@ fn a_silent_api_server_fails_the_call_after_the_read_bound() {
         vec![Rule {
             method: "GET",
             path_contains: "/api/v1/namespaces/",
-            times: 100,
+            times,
             fault: Fault::Silent,
         }],
     );
     let access = token_access(&format!("http://{}", proxy.host()), "t0ken").unwrap();
+    (fake, proxy, access)
+}
+
+#[test]
+fn a_silent_api_server_fails_the_call_after_the_read_bound() {
+    let (_fake, _proxy, access) = silent_api_server(100);
     let started = Instant::now();
     let err = rt().block_on(async {
         let cluster = Cluster::connect_with(&access, "test/0", Duration::from_millis(500))
@@ -82,21 +89,7 @@ fn a_slow_api_server_is_said_while_it_is_waited_for() {
             Ok(())
         }
     }
-    let fake = FakeKube::start(Options {
-        token: Some("t0ken".into()),
-        ..Options::default()
-    });
-    let upstream: std::net::SocketAddr = fake.url().trim_start_matches("http://").parse().unwrap();
-    let proxy = FaultProxy::start(
-        upstream,
-        vec![Rule {
-            method: "GET",
-            path_contains: "/api/v1/namespaces/",
-            times: 1,
-            fault: Fault::Silent,
-        }],
-    );
-    let access = token_access(&format!("http://{}", proxy.host()), "t0ken").unwrap();
+    let (_fake, _proxy, access) = silent_api_server(1);
     let sink = Sink(Default::default());
     let writer = protocol::log::SharedWriter::new(sink.clone());
     tracing::subscriber::with_default(protocol::log::subscriber(writer, false), || {
