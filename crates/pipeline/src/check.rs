@@ -1,7 +1,7 @@
 //! The pipeline checker: what `fly validate-pipeline` would reject, and more, each finding with
 //! the file and line.
 //!
-//! Checks: YAML syntax; top-level keys; unique names; resource types declared (or core);
+//! Checks: YAML syntax (duplicate keys included); unique names; resource types declared (or core);
 //! every get/put names a declared resource; every resource is used; `passed:` names a job that
 //! has that resource; task `file:`s come from an artifact the plan fetched and exist in this
 //! repository when that artifact is this repository; `((vars))` are listed in the vars example;
@@ -29,14 +29,10 @@ const CORE_TYPES: &[&str] = &[
     "bosh-io-stemcell",
     "tracker",
 ];
-const TOP_LEVEL: &[&str] = &[
-    "resource_types",
-    "resources",
-    "jobs",
-    "groups",
-    "var_sources",
-    "display",
-];
+/// The prefix of a finding that is this project's rule, not Concourse's (`--concourse-only`
+/// leaves them out).
+pub const PROJECT: &str = "project rule: ";
+
 const STEP_HOOKS: &[&str] = &["on_success", "on_failure", "on_abort", "on_error", "ensure"];
 
 /// One problem, at a line of the checked file.
@@ -110,17 +106,8 @@ pub fn check(text: &str, ctx: &Context) -> Vec<Finding> {
         );
         return findings;
     }
-    for (k, _) in doc.entries() {
-        if let Some(key) = k.as_str().filter(|k| !TOP_LEVEL.contains(k)) {
-            add(
-                k.line,
-                format!(
-                    "unknown top-level key \"{key}\" (allowed: {})",
-                    TOP_LEVEL.join(", ")
-                ),
-            );
-        }
-    }
+    // Unknown top-level keys are not checked: Concourse drops them (teams park YAML anchors
+    // there).
 
     // Names.
     let types = names(doc.get("resource_types"), "resource type", &mut add);
@@ -133,7 +120,7 @@ pub fn check(text: &str, ctx: &Context) -> Vec<Finding> {
             Some(t) if !types.contains_key(t) && !CORE_TYPES.contains(&t) => add(
                 r.get("type").map_or(r.line, |n| n.line),
                 format!(
-                    "resource \"{name}\" has unknown type \"{t}\"; declare it under resource_types"
+                    "{PROJECT}resource \"{name}\" has unknown type \"{t}\"; declare it under resource_types (Concourse itself accepts it and fails at the first check)"
                 ),
             ),
             Some(_) => {}
@@ -228,7 +215,7 @@ pub fn check(text: &str, ctx: &Context) -> Vec<Finding> {
                         add(
                             name_node.line,
                             format!(
-                                "job \"{}\" deploys to production: get \"{name}\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
+                                "{PROJECT}job \"{}\" deploys to production: get \"{name}\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
                                 job.name
                             ),
                         );
@@ -237,7 +224,7 @@ pub fn check(text: &str, ctx: &Context) -> Vec<Finding> {
                         add(
                             step.get("trigger").map_or(step.line, |n| n.line),
                             format!(
-                                "job \"{}\" deploys to production: it must be started by a person, remove trigger: true",
+                                "{PROJECT}job \"{}\" deploys to production: it must be started by a person, remove trigger: true",
                                 job.name
                             ),
                         );
@@ -347,7 +334,7 @@ pub fn check(text: &str, ctx: &Context) -> Vec<Finding> {
                     add(
                         node.line,
                         format!(
-                            "(({var})) is not listed in the vars example; add it with what it is"
+                            "{PROJECT}(({var})) is not listed in the vars example; add it with what it is"
                         ),
                     );
                 }

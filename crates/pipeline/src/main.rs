@@ -36,11 +36,71 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("check") => {
-            let file = args
-                .get(1)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("ci/pipeline.yml"));
-            let findings = run_check(&file, &root)?;
+            // pipeline check [--concourse-only] [--vars FILE] [FILE]
+            let mut concourse_only = false;
+            let mut vars_file: Option<PathBuf> = None;
+            let mut file: Option<PathBuf> = None;
+            let mut rest = args[1..].iter();
+            while let Some(a) = rest.next() {
+                match a.as_str() {
+                    "--concourse-only" => concourse_only = true,
+                    "--vars" => match rest.next() {
+                        Some(v) => vars_file = Some(PathBuf::from(v)),
+                        None => usage(),
+                    },
+                    flag if flag.starts_with('-') => usage(),
+                    path => file = Some(PathBuf::from(path)),
+                }
+            }
+            let file = file.unwrap_or_else(|| root.join("ci/pipeline.yml"));
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("pipeline check: cannot read {}: {e}", file.display());
+                    std::process::exit(2)
+                }
+            };
+            // The vars example beside the checked file (ci/pipeline.yml -> ci/vars.example.yml),
+            // or --vars; without one, the vars rule is skipped.
+            let vars_file = vars_file.or_else(|| {
+                let beside = file.with_file_name("vars.example.yml");
+                beside.is_file().then_some(beside)
+            });
+            let vars = match &vars_file {
+                None => None,
+                Some(v) => {
+                    let text = match std::fs::read_to_string(v) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            eprintln!("pipeline check: cannot read {}: {e}", v.display());
+                            std::process::exit(2)
+                        }
+                    };
+                    match check::var_names(&text) {
+                        Ok(names) => Some(names),
+                        Err(e) => {
+                            eprintln!("pipeline check: {}:{e}", v.display());
+                            std::process::exit(2)
+                        }
+                    }
+                }
+            };
+            // This repository: the directory above ci/ (task files are looked up there).
+            let repo_root = file
+                .canonicalize()
+                .ok()
+                .and_then(|f| f.parent()?.parent().map(Path::to_path_buf));
+            let findings: Vec<check::Finding> = check::check(
+                &text,
+                &check::Context {
+                    self_resource: Some("ci".into()),
+                    root: repo_root,
+                    vars,
+                },
+            )
+            .into_iter()
+            .filter(|f| !concourse_only || !f.message.starts_with(check::PROJECT))
+            .collect();
             for f in &findings {
                 println!("{}:{}: {}", file.display(), f.line, f.message);
             }
@@ -75,27 +135,13 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => {
-            eprintln!(
-                "usage: pipeline render | pipeline check [FILE] | pipeline publish --registry HOST/PATH --tag TAG"
-            );
-            std::process::exit(2)
-        }
+        _ => usage(),
     }
 }
 
-fn run_check(file: &Path, root: &Path) -> anyhow::Result<Vec<check::Finding>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
-    let vars_text = std::fs::read_to_string(root.join("ci/vars.example.yml"))
-        .context("read ci/vars.example.yml")?;
-    let vars =
-        check::var_names(&vars_text).map_err(|e| anyhow::anyhow!("ci/vars.example.yml:{e}"))?;
-    Ok(check::check(
-        &text,
-        &check::Context {
-            self_resource: Some("ci".into()),
-            root: Some(root.to_path_buf()),
-            vars: Some(vars),
-        },
-    ))
+fn usage() -> ! {
+    eprintln!(
+        "usage: pipeline render | pipeline check [--concourse-only] [--vars FILE] [FILE] | pipeline publish --registry HOST/PATH --tag TAG"
+    );
+    std::process::exit(2)
 }

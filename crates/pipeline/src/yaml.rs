@@ -93,6 +93,11 @@ struct Builder {
     done: Option<Node>,
     /// Keys waiting for their value, per open mapping.
     pending_keys: Vec<Option<Node>>,
+    /// Keys written out in each open mapping (not brought in by `<<`): a second one is an
+    /// error, as fly's YAML reading makes it.
+    explicit_keys: Vec<Vec<String>>,
+    /// The first duplicate key met: (line, key).
+    duplicate: Option<(usize, String)>,
 }
 
 impl Builder {
@@ -135,13 +140,26 @@ impl Builder {
                             }
                         }
                         // An explicit key wins over one brought in by a merge key.
-                        Some(key) => match entries
-                            .iter_mut()
-                            .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str())
-                        {
-                            Some(existing) => *existing = (key, node),
-                            None => entries.push((key, node)),
-                        },
+                        Some(key) => {
+                            if let (Some(name), Some(seen)) =
+                                (key.as_str(), self.explicit_keys.last_mut())
+                            {
+                                if seen.iter().any(|k| k == name) {
+                                    if self.duplicate.is_none() {
+                                        self.duplicate = Some((key.line, name.to_owned()));
+                                    }
+                                } else {
+                                    seen.push(name.to_owned());
+                                }
+                            }
+                            match entries
+                                .iter_mut()
+                                .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str())
+                            {
+                                Some(existing) => *existing = (key, node),
+                                None => entries.push((key, node)),
+                            }
+                        }
                     }
                 }
                 Value::Scalar(_) => {}
@@ -177,11 +195,13 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                 ));
                 self.pending_keys.push(None);
+                self.explicit_keys.push(Vec::new());
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, anchor)) = self.stack.pop() {
                     if matches!(node.value, Value::Map(_)) {
                         self.pending_keys.pop();
+                        self.explicit_keys.pop();
                     }
                     self.push_value(node, anchor);
                 }
@@ -211,6 +231,11 @@ pub fn parse(text: &str) -> Result<Node, String> {
             m.col() + 1
         )
     })?;
+    if let Some((line, key)) = builder.duplicate {
+        return Err(format!(
+            "{line}: invalid YAML: the key \"{key}\" appears twice in one mapping (fly refuses it; keep one)"
+        ));
+    }
     Ok(builder.done.unwrap_or(Node {
         value: Value::Map(Vec::new()),
         line: 1,

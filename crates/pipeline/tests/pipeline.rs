@@ -143,9 +143,15 @@ fn broken_pipelines_are_reported_with_their_lines() {
             ],
         ),
         (
-            "resourcs: []\njobs: []\n",
+            // Concourse drops unknown top-level keys (teams park YAML anchors there).
+            "x-anchors: &a {type: git}\nresources:\n- name: ci\n  <<: *a\njobs:\n- name: j\n  plan:\n  - get: ci\n",
+            &[],
+        ),
+        (
+            // fly refuses a key written twice in one mapping (the later would silently win).
+            "resources:\n- name: ci\n  type: git\n  type: time\njobs:\n- name: j\n  plan:\n  - get: ci\n",
             &[
-                "1: unknown top-level key \"resourcs\" (allowed: resource_types, resources, jobs, groups, var_sources, display)",
+                "4: invalid YAML: the key \"type\" appears twice in one mapping (fly refuses it; keep one)",
             ],
         ),
         (
@@ -155,7 +161,7 @@ fn broken_pipelines_are_reported_with_their_lines() {
         (
             "resources:\n- name: img\n  type: gcr-image\njobs:\n- name: a\n  plan:\n  - get: img\n",
             &[
-                "3: resource \"img\" has unknown type \"gcr-image\"; declare it under resource_types",
+                "3: project rule: resource \"img\" has unknown type \"gcr-image\"; declare it under resource_types (Concourse itself accepts it and fails at the first check)",
             ],
         ),
         (
@@ -179,13 +185,15 @@ fn broken_pipelines_are_reported_with_their_lines() {
         ),
         (
             "resources:\n- name: ci\n  type: git\n  source: {uri: ((UNLISTED)), key: ((KNOWN.field)), local: ((.:x))}\njobs:\n- name: a\n  plan:\n  - get: ci\n",
-            &["4: ((UNLISTED)) is not listed in the vars example; add it with what it is"],
+            &[
+                "4: project rule: ((UNLISTED)) is not listed in the vars example; add it with what it is",
+            ],
         ),
         (
             "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: ship\n  plan:\n  - get: ci\n    trigger: true\n  - put: prod-cluster\n",
             &[
-                "12: job \"ship\" deploys to production: get \"ci\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
-                "13: job \"ship\" deploys to production: it must be started by a person, remove trigger: true",
+                "12: project rule: job \"ship\" deploys to production: get \"ci\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
+                "13: project rule: job \"ship\" deploys to production: it must be started by a person, remove trigger: true",
             ],
         ),
         (
@@ -252,4 +260,72 @@ fn google_keys_per_use_default_to_the_teams_one_key() {
     let bad = format!("{table}google_keys:\n  everything: K\n");
     let e = render::google_keys(&bad).unwrap_err();
     assert!(e.contains("google_keys.everything is not a use"), "{e}");
+}
+
+/// The command line: run from anywhere (the vars example is found beside the checked file),
+/// `--concourse-only` leaves the project's own rules out, findings exit 1, an unreadable file
+/// or a bad flag exits 2 with one line (never a backtrace).
+#[test]
+fn the_checker_runs_from_anywhere_and_can_give_concourses_verdict_alone() {
+    let bin = env!("CARGO_BIN_EXE_pipeline");
+    let elsewhere = std::env::temp_dir();
+    let ok = std::process::Command::new(bin)
+        .args(["check"])
+        .arg(root().join("ci/pipeline.yml"))
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yml");
+    std::fs::write(
+        &file,
+        "resources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: ship\n  plan:\n  - get: ci\n    trigger: true\n  - put: prod-cluster\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(bin)
+            .arg("check")
+            .args(extra)
+            .arg(&file)
+            .current_dir(&elsewhere)
+            .output()
+            .unwrap()
+    };
+    let all = run(&[]);
+    assert_eq!(all.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert!(
+        stdout.contains("project rule: job \"ship\" deploys to production"),
+        "{stdout}"
+    );
+    let concourse = run(&["--concourse-only"]);
+    assert_eq!(
+        concourse.status.code(),
+        Some(0),
+        "Concourse accepts it: {}",
+        String::from_utf8_lossy(&concourse.stdout)
+    );
+    let missing = std::process::Command::new(bin)
+        .args(["check", "/nonexistent/pipeline.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr).into_owned();
+    assert!(
+        err.starts_with("pipeline check: cannot read /nonexistent/pipeline.yml"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let flag = std::process::Command::new(bin)
+        .args(["check", "--nope"])
+        .output()
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(2));
 }
