@@ -41,6 +41,24 @@ fn latency(fake: &FakeKube, generation: i64, returned: Instant) -> Duration {
     returned.saturating_duration_since(done)
 }
 
+/// The Deployment `api` (2 replicas) made by kubectl and rolled out.
+fn create_api(kubeconfig: &Path) {
+    kubectl(
+        kubeconfig,
+        &[
+            "create",
+            "deployment",
+            "api",
+            "--image=registry.local/api:0",
+            "--replicas=2",
+        ],
+    );
+    kubectl(
+        kubeconfig,
+        &["rollout", "status", "deployment/api", "--timeout=60s"],
+    );
+}
+
 /// Runs k8s-deploy `out` with `request`; the instant it returned (it must succeed).
 fn deploy(binary: &Path, dir: &Path, request: &str) -> Instant {
     let mut child = Command::new(binary)
@@ -91,20 +109,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
-    kubectl(
-        &kubeconfig,
-        &[
-            "create",
-            "deployment",
-            "api",
-            "--image=registry.local/api:0",
-            "--replicas=2",
-        ],
-    );
-    kubectl(
-        &kubeconfig,
-        &["rollout", "status", "deployment/api", "--timeout=60s"],
-    );
+    create_api(&kubeconfig);
     let source = json!({"kubeconfig": fake.kubeconfig()});
     let mut n = 0;
     let mut next_image = || {
@@ -194,20 +199,7 @@ fn main() {
     });
     let kubeconfig = dir.path().join("kubeconfig-default-tick");
     std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
-    kubectl(
-        &kubeconfig,
-        &[
-            "create",
-            "deployment",
-            "api",
-            "--image=registry.local/api:0",
-            "--replicas=2",
-        ],
-    );
-    kubectl(
-        &kubeconfig,
-        &["rollout", "status", "deployment/api", "--timeout=60s"],
-    );
+    create_api(&kubeconfig);
     let source = json!({"kubeconfig": fake.kubeconfig()});
     let (mut ours_total, mut ours_rollout) = (Vec::new(), Vec::new());
     let (mut kube_total, mut kube_rollout) = (Vec::new(), Vec::new());

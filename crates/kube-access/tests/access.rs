@@ -159,32 +159,28 @@ fn tokens_with_yaml_special_characters_reach_the_server_intact() {
     }
 }
 
+/// The one-line error of connecting with `kubeconfig` (it must fail).
+fn kubeconfig_refused(kubeconfig: String) -> String {
+    let access = Access::from_fields(Fields {
+        kubeconfig: Some(Secret::new(kubeconfig)),
+        ..Fields::default()
+    })
+    .unwrap();
+    rt().block_on(Cluster::connect(&access, "test/0"))
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn credentials_never_go_over_plain_http_to_another_host() {
     let e = token_access("http://203.0.113.10:6443", "t").unwrap_err();
     assert!(e.starts_with("source.server: is plain http"), "{e}");
     assert!(token_access("http://127.0.0.1:6443", "t").is_ok());
     let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://203.0.113.10:6443\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
-    let access = Access::from_fields(Fields {
-        kubeconfig: Some(Secret::new(kubeconfig)),
-        ..Fields::default()
-    })
-    .unwrap();
-    let e = rt()
-        .block_on(Cluster::connect(&access, "test/0"))
-        .unwrap_err()
-        .to_string();
+    let e = kubeconfig_refused(kubeconfig.to_owned());
     assert!(e.contains("plain http"), "{e}");
     let with_newline = kubeconfig.replace("token: t", "token: \"t\\r\\nX-Evil: 1\"");
-    let access = Access::from_fields(Fields {
-        kubeconfig: Some(Secret::new(with_newline)),
-        ..Fields::default()
-    })
-    .unwrap();
-    let e = rt()
-        .block_on(Cluster::connect(&access, "test/0"))
-        .unwrap_err()
-        .to_string();
+    let e = kubeconfig_refused(with_newline);
     assert!(
         e.starts_with("source.kubeconfig: the token of user \"u\""),
         "{e}"
