@@ -36,8 +36,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("check") => {
-            // pipeline check [--concourse-only] [--vars FILE] [FILE]
+            // pipeline check [--concourse-only] [--vars FILE] [--allow-type TYPE]... [FILE]
             let mut concourse_only = false;
+            let mut allowed_types = std::collections::BTreeSet::new();
             let mut vars_file: Option<PathBuf> = None;
             let mut file: Option<PathBuf> = None;
             let mut rest = args[1..].iter();
@@ -46,6 +47,12 @@ fn main() -> anyhow::Result<()> {
                     "--concourse-only" => concourse_only = true,
                     "--vars" => match rest.next() {
                         Some(v) => vars_file = Some(PathBuf::from(v)),
+                        None => usage(),
+                    },
+                    "--allow-type" => match rest.next() {
+                        Some(t) => {
+                            allowed_types.insert(t.clone());
+                        }
                         None => usage(),
                     },
                     flag if flag.starts_with('-') => usage(),
@@ -96,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                     self_resource: Some("ci".into()),
                     root: repo_root,
                     vars,
+                    allowed_types,
                 },
             )
             .into_iter()
@@ -141,7 +149,7 @@ fn main() -> anyhow::Result<()> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: pipeline render | pipeline check [--concourse-only] [--vars FILE] [FILE] | pipeline publish --registry HOST/PATH --tag TAG"
+        "usage: pipeline render | pipeline check [--concourse-only] [--vars FILE] [--allow-type TYPE]... [FILE] | pipeline publish --registry HOST/PATH --tag TAG"
     );
     std::process::exit(2)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -18,6 +18,68 @@ pub enum Value {
 pub struct Node {
     pub value: Value,
     pub line: usize,
+    /// A plain (unquoted, untagged) scalar: only these are read as booleans, numbers or null.
+    pub plain: bool,
+}
+
+/// What a scalar means to Concourse's YAML library (go-yaml v2, YAML 1.1 rules): `yes`, `On`,
+/// `TRUE` are booleans, `~` and an empty value are null, `0x1f` is a number; quoted text is
+/// always a string.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float,
+    Str(&'a str),
+}
+
+/// Reads a plain scalar the way go-yaml v2's resolver does (its table of YAML 1.1 forms).
+pub fn resolve(s: &str) -> Scalar<'_> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Scalar::Bool(true);
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Scalar::Bool(false);
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => return Scalar::Float,
+        _ => {}
+    }
+    let plain = s.replace('_', "");
+    let (sign, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, plain.strip_prefix('+').unwrap_or(&plain)),
+    };
+    let int = if let Some(hex) = digits.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok()
+    } else if let Some(bin) = digits.strip_prefix("0b") {
+        i64::from_str_radix(bin, 2).ok()
+    } else if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        i64::from_str_radix(&digits[1..], 8).ok()
+    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()
+    } else {
+        None
+    };
+    if let Some(n) = int {
+        return Scalar::Int(sign * n);
+    }
+    let float = !digits.is_empty()
+        && digits.bytes().any(|b| b.is_ascii_digit())
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits.parse::<f64>().is_ok();
+    if float {
+        return Scalar::Float;
+    }
+    Scalar::Str(s)
 }
 
 impl Node {
@@ -36,11 +98,12 @@ impl Node {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as Json;
         match &self.value {
-            Value::Scalar(s) if s == "true" || s == "false" => Json::Bool(s == "true"),
-            Value::Scalar(s) => s
-                .parse::<i64>()
-                .map(Json::from)
-                .unwrap_or_else(|_| Json::String(s.clone())),
+            Value::Scalar(s) => match self.scalar() {
+                Some(Scalar::Bool(b)) => Json::Bool(b),
+                Some(Scalar::Int(n)) => Json::from(n),
+                Some(Scalar::Null) if self.plain => Json::Null,
+                _ => Json::String(s.clone()),
+            },
             Value::Seq(items) => Json::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => Json::Object(
                 entries
@@ -48,6 +111,27 @@ impl Node {
                     .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.to_json())))
                     .collect(),
             ),
+        }
+    }
+
+    /// The scalar as Concourse reads it (`None` for a mapping or a list).
+    pub fn scalar(&self) -> Option<Scalar<'_>> {
+        match &self.value {
+            Value::Scalar(s) if self.plain => Some(resolve(s)),
+            Value::Scalar(s) => Some(Scalar::Str(s)),
+            _ => None,
+        }
+    }
+
+    /// What kind of YAML value this is, for messages (`a string`, `a list`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self.scalar() {
+            None if matches!(self.value, Value::Seq(_)) => "a list",
+            None => "a mapping",
+            Some(Scalar::Null) => "empty",
+            Some(Scalar::Bool(_)) => "a boolean",
+            Some(Scalar::Int(_) | Scalar::Float) => "a number",
+            Some(Scalar::Str(_)) => "a string",
         }
     }
 
@@ -172,10 +256,11 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let line = mark.line();
         match ev {
-            Event::Scalar(s, _, anchor, _) => self.push_value(
+            Event::Scalar(s, style, anchor, tag) => self.push_value(
                 Node {
                     value: Value::Scalar(s),
                     line,
+                    plain: style == TScalarStyle::Plain && tag.is_none(),
                 },
                 anchor,
             ),
@@ -183,6 +268,7 @@ impl MarkedEventReceiver for Builder {
                 Node {
                     value: Value::Seq(Vec::new()),
                     line,
+                    plain: false,
                 },
                 anchor,
             )),
@@ -191,6 +277,7 @@ impl MarkedEventReceiver for Builder {
                     Node {
                         value: Value::Map(Vec::new()),
                         line,
+                        plain: false,
                     },
                     anchor,
                 ));
@@ -210,6 +297,7 @@ impl MarkedEventReceiver for Builder {
                 let node = self.anchors.get(&id).cloned().unwrap_or(Node {
                     value: Value::Scalar(String::new()),
                     line,
+                    plain: true,
                 });
                 self.attach(node);
             }
@@ -239,6 +327,7 @@ pub fn parse(text: &str) -> Result<Node, String> {
     Ok(builder.done.unwrap_or(Node {
         value: Value::Map(Vec::new()),
         line: 1,
+        plain: false,
     }))
 }
 
@@ -259,6 +348,21 @@ mod tests {
         assert_eq!(c.get("k").unwrap().as_str(), Some("own"));
         assert_eq!(c.get("m").unwrap().as_str(), Some("n"));
         assert_eq!(n.get("b").unwrap().items()[0].line, 3);
+    }
+
+    #[test]
+    fn scalars_resolve_as_go_yaml_v2_reads_them() {
+        let n =
+            parse("a: yes\nb: \"true\"\nc: On\nd: 0x1F\ne: ~\nf: 1.5\ng: 10m\nh: 017\n").unwrap();
+        let get = |k: &str| n.get(k).unwrap().scalar().unwrap();
+        assert_eq!(get("a"), Scalar::Bool(true));
+        assert_eq!(get("b"), Scalar::Str("true"));
+        assert_eq!(get("c"), Scalar::Bool(true));
+        assert_eq!(get("d"), Scalar::Int(31));
+        assert_eq!(get("e"), Scalar::Null);
+        assert_eq!(get("f"), Scalar::Float);
+        assert_eq!(get("g"), Scalar::Str("10m"));
+        assert_eq!(get("h"), Scalar::Int(15));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn ctx() -> Context {
         self_resource: Some("ci".into()),
         root: Some(root()),
         vars: Some(var_names(&read("ci/vars.example.yml")).unwrap()),
+        ..Context::default()
     }
 }
 
@@ -47,6 +48,20 @@ fn the_committed_pipeline_passes_the_checker() {
         check(&read("ci/pipeline.yml"), &ctx()),
         Vec::<Finding>::new()
     );
+}
+
+/// The demo's sample system renders with the same renderer; its pipeline passes too (with
+/// every project rule: the task files it names are this repository's).
+#[test]
+fn the_sample_systems_pipeline_passes_the_checker() {
+    let repos = pipeline::render::repos(&read("examples/sample-system/repos.yml")).unwrap();
+    let text = pipeline::render::pipeline(&repos);
+    // Its deploy keys are the demo's, not the team's vars example.
+    let ctx = Context {
+        vars: None,
+        ..ctx()
+    };
+    assert_eq!(check(&text, &ctx), Vec::<Finding>::new());
 }
 
 #[test]
@@ -119,6 +134,7 @@ fn findings(yaml: &str) -> Vec<String> {
         self_resource: Some("ci".into()),
         root: Some(root()),
         vars: Some(vars),
+        ..Context::default()
     };
     check(yaml, &ctx)
         .into_iter()
@@ -156,31 +172,33 @@ fn broken_pipelines_are_reported_with_their_lines() {
         ),
         (
             "resources:\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n  - put: nowhere\n",
-            &["8: job \"a\": put of undeclared resource \"nowhere\""],
+            &[
+                "8: jobs.a.plan[1].put(nowhere): unknown resource 'nowhere'; declare it under resources: or fix the name",
+            ],
         ),
         (
             "resources:\n- name: img\n  type: gcr-image\njobs:\n- name: a\n  plan:\n  - get: img\n",
             &[
-                "3: project rule: resource \"img\" has unknown type \"gcr-image\"; declare it under resource_types (Concourse itself accepts it and fails at the first check)",
+                "3: project rule: resource \"img\" has unknown type \"gcr-image\"; declare it under resource_types (Concourse itself accepts it and fails at the first check), or pass --allow-type gcr-image if the workers provide it",
             ],
         ),
         (
             "resources:\n- name: ci\n  type: git\n- name: lonely\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n",
-            &["4: resource \"lonely\" is never used by a job"],
+            &["4: resources.lonely: is not used by any job; use it in a get or put, or remove it"],
         ),
         (
             "resources:\n- name: ci\n  type: git\n- name: x\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n- name: b\n  plan:\n  - get: ci\n    passed: [a, ghost]\n  - get: x\n    passed: [a]\n",
             &[
-                "13: job \"b\": passed names job \"ghost\", which does not exist",
-                "15: job \"b\": passed job \"a\" does not get or put \"x\"",
+                "13: jobs.b.plan[0].get(ci): passed: unknown job 'ghost'",
+                "15: jobs.b.plan[1].get(x): passed: job 'a' does not interact with resource 'x'; it must get or put it",
             ],
         ),
         (
             "resources:\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\n  - task: t\n    file: ci/ci/tasks/missing.yml\n  - task: u\n    file: other/task.yml\n  - task: v\n",
             &[
-                "9: job \"a\": task file ci/tasks/missing.yml does not exist in this repository",
-                "11: job \"a\": task file other/task.yml comes from \"other\", which no earlier step of the job provides",
-                "12: job \"a\": task \"v\" has neither file nor config",
+                "9: project rule: job \"a\": task file ci/tasks/missing.yml does not exist in this repository",
+                "11: project rule: job \"a\": task file other/task.yml comes from \"other\", which no earlier step of the job provides; get it first",
+                "12: jobs.a.plan[3].task(v): must specify either `file:` or `config:`",
             ],
         ),
         (
@@ -193,7 +211,14 @@ fn broken_pipelines_are_reported_with_their_lines() {
             "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: ship\n  plan:\n  - get: ci\n    trigger: true\n  - put: prod-cluster\n",
             &[
                 "12: project rule: job \"ship\" deploys to production: get \"ci\" has no passed:, so it could deploy what no test saw; add passed: [the job that tested it]",
-                "13: project rule: job \"ship\" deploys to production: it must be started by a person, remove trigger: true",
+                "13: project rule: job \"ship\" deploys to production without a canary: it must be started by a person, remove trigger: true (or canary every service it deploys)",
+            ],
+        ),
+        (
+            // `yes` is true to Concourse's YAML library: still a trigger.
+            "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: test\n  plan:\n  - get: ci\n- name: ship\n  plan:\n  - get: ci\n    passed: [test]\n    trigger: yes\n  - put: prod-cluster\n",
+            &[
+                "17: project rule: job \"ship\" deploys to production without a canary: it must be started by a person, remove trigger: true (or canary every service it deploys)",
             ],
         ),
         (
@@ -204,8 +229,8 @@ fn broken_pipelines_are_reported_with_their_lines() {
         (
             "resources:\n- name: ci\n  type: git\n- name: ci\n  type: git\njobs:\n- name: a\n  plan:\n  - get: ci\ngroups:\n- name: g\n  jobs: [a, b]\n",
             &[
-                "4: resource \"ci\" is declared twice",
-                "12: group lists job \"b\", which does not exist",
+                "4: resources[0] and resources[1] have the same name ('ci'); rename one",
+                "12: groups.g: has unknown job 'b'; no job matches it",
             ],
         ),
     ];
@@ -224,8 +249,8 @@ fn steps_inside_in_parallel_do_try_and_hooks_are_checked() {
     assert_eq!(
         findings(yaml),
         [
-            "11: job \"a\": put of undeclared resource \"gone\"",
-            "13: job \"a\": put of undeclared resource \"also-gone\""
+            "11: jobs.a.plan[0].in_parallel.steps[1].do[0].try.put(gone): unknown resource 'gone'; declare it under resources: or fix the name",
+            "13: jobs.a.ensure.put(also-gone): unknown resource 'also-gone'; declare it under resources: or fix the name"
         ]
     );
 }
