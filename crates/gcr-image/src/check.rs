@@ -1,7 +1,7 @@
 //! `check`: the versions `{tag, digest}` of the watched tag or tags, oldest first.
 //!
 //! With `tag`: one HEAD. With `tag_regex`: one `tags/list`, the matching tags put in order
-//! without looking at them (semver after removing what the regex matched; else Google's upload
+//! without looking at them (semver, see `semver_of`; else Google's upload
 //! times from the listing), then one HEAD for the given version (still valid?) and one per
 //! newer tag. Only when neither order exists does it fall back to each image's creation time,
 //! which costs a lookup per tag; it says so in the log.
@@ -95,8 +95,24 @@ async fn since(
     Ok(answer)
 }
 
-/// Semver order (after removing what the regex matched, and a leading `v`), else Google's
-/// upload times; `None` when neither covers every matching tag.
+/// The semver a tag stands for, tried in this order (a leading `v` dropped each time): what
+/// the regex's `version` group, else its first group, captured (`^(.*)\.dev$`); the whole tag
+/// (`^\d+\.\d+\.\d+$` matches all of it); the tag with what the regex matched removed
+/// (`\.dev$` on `1.2.0.dev`).
+pub fn semver_of(tag: &str, regex: &regex::Regex) -> Option<semver::Version> {
+    let parse = |s: &str| semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok();
+    let captures = regex.captures(tag)?;
+    let group = captures
+        .name("version")
+        .or_else(|| captures.get(1))
+        .and_then(|m| parse(m.as_str()));
+    group
+        .or_else(|| parse(tag))
+        .or_else(|| parse(&regex.replace(tag, "")))
+}
+
+/// Semver order (see `semver_of`), else Google's upload times; `None` when neither covers
+/// every matching tag.
 pub fn order_without_lookups(
     matching: &[String],
     regex: &regex::Regex,
@@ -104,11 +120,7 @@ pub fn order_without_lookups(
 ) -> Option<Vec<String>> {
     let versions: Option<Vec<(semver::Version, &String)>> = matching
         .iter()
-        .map(|t| {
-            let stripped = regex.replace(t, "");
-            let bare = stripped.strip_prefix('v').unwrap_or(&stripped);
-            semver::Version::parse(bare).ok().map(|v| (v, t))
-        })
+        .map(|t| semver_of(t, regex).map(|v| (v, t)))
         .collect();
     if let Some(mut versions) = versions {
         versions.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
@@ -160,25 +172,34 @@ async fn creation_time(client: &Client, repo: &Repository, digest: &str) -> anyh
         .manifest(repo, digest)
         .await?
         .with_context(|| format!("{} vanished while checking", repo.pinned(digest)))?;
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&manifest.bytes).context("manifest is not JSON")?;
-    if let Some(first) = value["manifests"].as_array().and_then(|m| m.first()) {
+    let what = format!("the manifest of {}", repo.pinned(digest));
+    let image = match registry::oci::document(&manifest.bytes, &what).map_err(anyhow::Error::msg)? {
+        registry::oci::Document::Image(image) => image,
         // An index: its first image stands for it.
-        let child = first["digest"].as_str().unwrap_or_default().to_owned();
-        let m = client
-            .manifest(repo, &child)
-            .await?
-            .with_context(|| format!("{} vanished", repo.pinned(&child)))?;
-        value = serde_json::from_slice(&m.bytes).context("manifest is not JSON")?;
-    }
-    let config_digest = value["config"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let config = client.blob(repo, &config_digest).await?;
-    let config: serde_json::Value =
-        serde_json::from_slice(&config).context("image config is not JSON")?;
-    Ok(config["created"].as_str().unwrap_or("").to_owned())
+        registry::oci::Document::Index(index) => {
+            let child = &index
+                .manifests
+                .first()
+                .with_context(|| format!("{what} is an empty index"))?
+                .digest;
+            let m = client
+                .manifest(repo, child)
+                .await?
+                .with_context(|| format!("{} vanished", repo.pinned(child)))?;
+            registry::oci::image_manifest(
+                &m.bytes,
+                &format!("the manifest of {}", repo.pinned(child)),
+            )
+            .map_err(anyhow::Error::msg)?
+        }
+    };
+    let config = client.blob(repo, &image.config.digest).await?;
+    let config = registry::oci::image_config(
+        &config,
+        &format!("the image config of {}", repo.pinned(digest)),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(config.created.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -200,6 +221,27 @@ mod tests {
         assert_eq!(
             got.unwrap(),
             ["1.2.0-rc.1.dev", "1.2.0.dev", "v1.9.1.dev", "1.10.0.dev"]
+        );
+    }
+
+    #[test]
+    fn semver_order_with_a_full_match_regex_or_a_capture_group() {
+        let full = regex::Regex::new(r"^\d+\.\d+\.\d+$").unwrap();
+        let got = order_without_lookups(
+            &tags(&["1.10.0", "1.2.0", "1.9.1"]),
+            &full,
+            &TagList::default(),
+        );
+        assert_eq!(got.unwrap(), ["1.2.0", "1.9.1", "1.10.0"]);
+        let group = regex::Regex::new(r"^release-(?<version>.+)-final$").unwrap();
+        let got = order_without_lookups(
+            &tags(&["release-2.0.0-final", "release-1.10.0-final"]),
+            &group,
+            &TagList::default(),
+        );
+        assert_eq!(
+            got.unwrap(),
+            ["release-1.10.0-final", "release-2.0.0-final"]
         );
     }
 

@@ -43,23 +43,18 @@ pub async fn fetch(
         .await?
         .with_context(|| format!("{} vanished", repo.pinned(digest)))?;
     let manifest = resolve_platform(config, client, top).await?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&manifest.bytes).context("the manifest is not JSON")?;
-    let config_digest = value["config"]["digest"]
-        .as_str()
-        .context("the manifest has no config")?
-        .to_owned();
+    let parsed = registry::oci::image_manifest(
+        &manifest.bytes,
+        &format!("the manifest of {}", repo.pinned(&manifest.digest)),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let config_digest = parsed.config.digest.clone();
     let image_config = client.blob(repo, &config_digest).await?;
-    let mut layers: Vec<(String, u64)> = Vec::new();
-    for layer in value["layers"].as_array().into_iter().flatten() {
-        let digest = layer["digest"]
-            .as_str()
-            .context("the manifest has a layer without a digest")?;
-        layers.push((digest.to_owned(), layer["size"].as_u64().unwrap_or(0)));
-    }
-    for digest in std::iter::once(&config_digest).chain(layers.iter().map(|(d, _)| d)) {
-        hex_of(digest)?;
-    }
+    let layers: Vec<(String, u64)> = parsed
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.size))
+        .collect();
     let total: u64 = layers.iter().map(|(_, s)| s).sum();
     tracing::info!(
         "downloading {} layers ({}) of {}",
@@ -147,11 +142,13 @@ pub async fn fetch(
                 tokio::fs::remove_file(&path).await?;
             }
             tokio::fs::remove_dir_all(&scratch).await?;
-            let image_config: serde_json::Value =
-                serde_json::from_slice(&image_config).context("the image config is not JSON")?;
+            let container = registry::oci::image_config(&image_config, "the image config")
+                .map_err(anyhow::Error::msg)?
+                .config
+                .unwrap_or_default();
             let metadata = serde_json::json!({
-                "env": image_config["config"]["Env"].as_array().cloned().unwrap_or_default(),
-                "user": image_config["config"]["User"].as_str().unwrap_or(""),
+                "env": container.env.unwrap_or_default(),
+                "user": container.user.unwrap_or_default(),
             });
             tokio::fs::write(dest.join("metadata.json"), serde_json::to_vec(&metadata)?).await?;
             tracing::info!("unpacked into rootfs/");
@@ -177,32 +174,19 @@ async fn resolve_platform(
     if top.media_type != OCI_INDEX && top.media_type != DOCKER_LIST {
         return Ok(top);
     }
-    let index: serde_json::Value =
-        serde_json::from_slice(&top.bytes).context("the index is not JSON")?;
+    let index = registry::oci::index(
+        &top.bytes,
+        &format!("the index {}", config.repository.pinned(&top.digest)),
+    )
+    .map_err(anyhow::Error::msg)?;
     let (os, arch) = &config.platform;
-    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
-    let chosen = entries
-        .iter()
-        .find(|m| {
-            m["platform"]["os"] == os.as_str() && m["platform"]["architecture"] == arch.as_str()
-        })
-        .and_then(|m| m["digest"].as_str());
-    let Some(child) = chosen else {
-        let available: Vec<String> = entries
-            .iter()
-            .filter_map(|m| {
-                Some(format!(
-                    "{}/{}",
-                    m["platform"]["os"].as_str()?,
-                    m["platform"]["architecture"].as_str()?
-                ))
-            })
-            .collect();
+    let Some(chosen) = index.for_platform(os, arch) else {
         bail!(
             "source.platform: {os}/{arch} is not in this image; it has {}",
-            available.join(", ")
+            index.platforms()
         );
     };
+    let child = &chosen.digest;
     client
         .manifest(&config.repository, child)
         .await?

@@ -4,6 +4,7 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use registry::oci::Document;
 use registry::push::Blob;
 use registry::sha256_digest;
 use std::collections::HashMap;
@@ -176,60 +177,36 @@ fn read_manifest(
     store: &Store,
     digest: &str,
     media_type: Option<&str>,
-) -> anyhow::Result<(LocalManifest, serde_json::Value)> {
+) -> anyhow::Result<(LocalManifest, Document)> {
     let bytes = store.read(&blob_name(digest)?)?;
     if sha256_digest(&bytes) != digest {
         bail!("params.image: manifest {digest} does not match its digest (corrupt layout)");
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).context("params.image: a manifest is not JSON")?;
-    let media_type = value["mediaType"]
-        .as_str()
-        .or(media_type)
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            if value["manifests"].is_array() {
-                OCI_INDEX.to_owned()
-            } else {
-                OCI_MANIFEST.to_owned()
-            }
-        });
+    let document = registry::oci::document(&bytes, &format!("params.image: manifest {digest}"))
+        .map_err(anyhow::Error::msg)?;
+    let media_type = match &document {
+        Document::Image(m) => m.media_type.clone(),
+        Document::Index(i) => i.media_type.clone(),
+    }
+    .or(media_type.map(str::to_owned))
+    .unwrap_or_else(|| match document {
+        Document::Index(_) => OCI_INDEX.to_owned(),
+        Document::Image(_) => OCI_MANIFEST.to_owned(),
+    });
     Ok((
         LocalManifest {
             bytes: bytes.into(),
             media_type,
             digest: digest.to_owned(),
         },
-        value,
+        document,
     ))
 }
 
-fn image_blobs(
-    store: &Store,
-    manifest: &serde_json::Value,
-    out: &mut Vec<Blob>,
-) -> anyhow::Result<()> {
-    let config = manifest["config"]["digest"]
-        .as_str()
-        .context("params.image: a manifest has no config")?;
-    out.push(blob(store, config)?);
-    for layer in manifest["layers"].as_array().into_iter().flatten() {
-        let digest = layer["digest"]
-            .as_str()
-            .context("params.image: a layer has no digest")?;
-        out.push(blob(store, digest)?);
-    }
-    Ok(())
-}
-
 fn read_oci(store: &Store) -> anyhow::Result<LocalImage> {
-    let index: serde_json::Value = serde_json::from_slice(&store.read("index.json")?)
-        .context("params.image: index.json is not JSON")?;
-    let entries = index["manifests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let entry = match entries {
+    let index = registry::oci::index(&store.read("index.json")?, "params.image: index.json")
+        .map_err(anyhow::Error::msg)?;
+    let entry = match index.manifests.as_slice() {
         [one] => one,
         [] => bail!("params.image: index.json lists no image"),
         many => bail!(
@@ -237,23 +214,31 @@ fn read_oci(store: &Store) -> anyhow::Result<LocalImage> {
             many.len()
         ),
     };
-    let digest = entry["digest"]
-        .as_str()
-        .context("params.image: index.json entry has no digest")?;
-    let (top, value) = read_manifest(store, digest, entry["mediaType"].as_str())?;
+    let (top, document) = read_manifest(store, &entry.digest, entry.media_type.as_deref())?;
     let mut blobs = Vec::new();
     let mut children = Vec::new();
-    if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
-        for child in value["manifests"].as_array().into_iter().flatten() {
-            let d = child["digest"]
-                .as_str()
-                .context("params.image: an index entry has no digest")?;
-            let (manifest, child_value) = read_manifest(store, d, child["mediaType"].as_str())?;
-            image_blobs(store, &child_value, &mut blobs)?;
-            children.push(manifest);
+    let mut images = Vec::new();
+    match document {
+        Document::Index(index) => {
+            for child in &index.manifests {
+                let (manifest, child_doc) =
+                    read_manifest(store, &child.digest, child.media_type.as_deref())?;
+                match child_doc {
+                    Document::Image(image) => images.push(image),
+                    Document::Index(_) => bail!(
+                        "params.image: index entry {} is itself an index; nested indexes are not supported",
+                        child.digest
+                    ),
+                }
+                children.push(manifest);
+            }
         }
-    } else {
-        image_blobs(store, &value, &mut blobs)?;
+        Document::Image(image) => images.push(image),
+    }
+    for image in &images {
+        for d in image.blobs() {
+            blobs.push(blob(store, &d.digest)?);
+        }
     }
     dedup(&mut blobs);
     Ok(LocalImage {
@@ -263,13 +248,22 @@ fn read_oci(store: &Store) -> anyhow::Result<LocalImage> {
     })
 }
 
+/// One image of `docker save`'s `manifest.json`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SavedImage {
+    config: String,
+    #[serde(default)]
+    layers: Vec<String>,
+}
+
 /// `docker save` before Docker 25: `manifest.json` names a config file and uncompressed layer
 /// tars. They become an OCI manifest with uncompressed layers (`...layer.v1.tar`, valid OCI;
 /// their digests equal the config's diff_ids). Layer digests need one read of each layer.
 fn read_docker_save(store: &Store) -> anyhow::Result<LocalImage> {
-    let manifest: serde_json::Value = serde_json::from_slice(&store.read("manifest.json")?)
-        .context("params.image: manifest.json is not JSON")?;
-    let entry = match manifest.as_array().map(Vec::as_slice).unwrap_or_default() {
+    let saved: Vec<SavedImage> = serde_json::from_slice(&store.read("manifest.json")?)
+        .context("params.image: manifest.json is not docker save's list of images")?;
+    let entry = match saved.as_slice() {
         [one] => one,
         [] => bail!("params.image: manifest.json lists no image"),
         many => bail!(
@@ -277,9 +271,7 @@ fn read_docker_save(store: &Store) -> anyhow::Result<LocalImage> {
             many.len()
         ),
     };
-    let config_name = entry["Config"]
-        .as_str()
-        .context("params.image: manifest.json has no Config")?;
+    let config_name = entry.config.as_str();
     let config_bytes = store.read(config_name)?;
     let (config_path, config_offset, config_size) =
         store.locate(config_name).context("config missing")?;
@@ -291,10 +283,7 @@ fn read_docker_save(store: &Store) -> anyhow::Result<LocalImage> {
     };
     let mut blobs = vec![config.clone()];
     let mut layers = Vec::new();
-    for layer in entry["Layers"].as_array().into_iter().flatten() {
-        let name = layer
-            .as_str()
-            .context("params.image: a layer name is not a string")?;
+    for name in &entry.layers {
         let (path, offset, size) = store
             .locate(name)
             .with_context(|| format!("params.image: layer {name} is missing"))?;

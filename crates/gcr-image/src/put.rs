@@ -7,7 +7,7 @@
 //! same registry its blobs are mounted first.
 
 use crate::Version;
-use crate::image_input::{self, DOCKER_LIST, LocalManifest, OCI_INDEX};
+use crate::image_input::{self, LocalManifest};
 use crate::source::Config;
 use anyhow::{Context as _, bail};
 use protocol::{FieldError, Metadata, Response};
@@ -451,26 +451,26 @@ async fn promote(
             "copying {} from {from} to {to} by mounting its blobs",
             top.digest
         );
-        let value: serde_json::Value =
-            serde_json::from_slice(&top.bytes).context("the manifest is not JSON")?;
-        if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
-            for child in value["manifests"].as_array().into_iter().flatten() {
-                let child_digest = child["digest"]
-                    .as_str()
-                    .context("an index entry has no digest")?;
-                let m = client
-                    .manifest(from, child_digest)
-                    .await?
-                    .with_context(|| format!("{} is missing", from.pinned(child_digest)))?;
-                let child_value: serde_json::Value =
-                    serde_json::from_slice(&m.bytes).context("a manifest is not JSON")?;
-                mount_all(client, from, to, &child_value).await?;
-                client
-                    .put_manifest(to, child_digest, m.bytes, &m.media_type)
-                    .await?;
+        let what = format!("the manifest of {}", from.pinned(&top.digest));
+        match registry::oci::document(&top.bytes, &what).map_err(anyhow::Error::msg)? {
+            registry::oci::Document::Index(index) => {
+                for child in &index.manifests {
+                    let m = client
+                        .manifest(from, &child.digest)
+                        .await?
+                        .with_context(|| format!("{} is missing", from.pinned(&child.digest)))?;
+                    let image = registry::oci::image_manifest(
+                        &m.bytes,
+                        &format!("the manifest of {}", from.pinned(&child.digest)),
+                    )
+                    .map_err(anyhow::Error::msg)?;
+                    mount_all(client, from, to, &image).await?;
+                    client
+                        .put_manifest(to, &child.digest, m.bytes, &m.media_type)
+                        .await?;
+                }
             }
-        } else {
-            mount_all(client, from, to, &value).await?;
+            registry::oci::Document::Image(image) => mount_all(client, from, to, &image).await?,
         }
     }
     put_tags(client, to, &top, tags, moved).await
@@ -480,13 +480,10 @@ async fn mount_all(
     client: &Client,
     from: &Repository,
     to: &Repository,
-    manifest: &serde_json::Value,
+    manifest: &registry::oci::ImageManifest,
 ) -> anyhow::Result<()> {
-    let descriptors = std::iter::once(&manifest["config"])
-        .chain(manifest["layers"].as_array().into_iter().flatten());
-    for d in descriptors {
-        let digest = d["digest"].as_str().context("a descriptor has no digest")?;
-        let size = d["size"].as_u64().unwrap_or(0);
+    for d in manifest.blobs() {
+        let (digest, size) = (d.digest.as_str(), d.size);
         if client.blob_exists(to, digest).await? {
             continue;
         }

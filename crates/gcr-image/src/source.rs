@@ -15,7 +15,8 @@ pub struct Source {
     /// Watch this one tag's digest (default `latest` when neither tag nor tag_regex is set).
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub tag: Option<String>,
-    /// Watch every tag this regular expression finds (unanchored: `\.dev$`).
+    /// Watch every tag this regular expression finds (unanchored: `\.dev$`); a `version` (or
+    /// first) capture group names the semver part, for ordering.
     #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
     pub tag_regex: Option<String>,
     /// A Google service-account key (the whole JSON file).

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod error;
+pub mod oci;
 pub mod push;
 pub mod reference;
 
