@@ -294,16 +294,6 @@ fn suite_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus>
         .find(|c| c.name == SUITE)
 }
 
-/// Reasons a container waits with that will not clear by themselves.
-const STUCK: &[&str] = &[
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-];
-
 /// The pod's name once the suite's container runs (or already ended). Fails at once when the
 /// pod cannot get there, quoting the reason. Polls every 250 ms (a pod starts once; a watch
 /// buys nothing here), printing each new state.
@@ -328,7 +318,7 @@ async fn wait_started(jobs: &impl Jobs, selector: &str, job: &str) -> anyhow::Re
                     );
                 }
                 if let Some(w) = init.state.as_ref().and_then(|s| s.waiting.as_ref())
-                    && STUCK.contains(&w.reason.as_deref().unwrap_or(""))
+                    && kube_access::STUCK_REASONS.contains(&w.reason.as_deref().unwrap_or(""))
                 {
                     anyhow::bail!(
                         "params.reporter_image: the suite's pod {name} cannot start its init container: {}: {}",
@@ -346,7 +336,7 @@ async fn wait_started(jobs: &impl Jobs, selector: &str, job: &str) -> anyhow::Re
                 if let Some(w) = &state.waiting {
                     let reason = w.reason.clone().unwrap_or_default();
                     let message = one_line(w.message.as_deref().unwrap_or(""));
-                    if STUCK.contains(&reason.as_str()) {
+                    if kube_access::STUCK_REASONS.contains(&reason.as_str()) {
                         anyhow::bail!(
                             "params.image: the suite's pod {name} cannot start: {reason}: {message}"
                         );

@@ -44,6 +44,16 @@ fn image_ref(sources: &Path, image: &str) -> Result<String, FieldError> {
         })
 }
 
+/// `$REPORTS_DIR`, `${REPORTS_DIR}`, `$API_GATEWAY_URL` and `${API_GATEWAY_URL}` in a command
+/// argument or an env value, as the runner sees them (`reports` is `/reports` in a container):
+/// one rule for the three runners.
+pub fn expand(s: &str, reports: &str, gateway: &str) -> String {
+    s.replace("${REPORTS_DIR}", reports)
+        .replace("$REPORTS_DIR", reports)
+        .replace("${API_GATEWAY_URL}", gateway)
+        .replace("$API_GATEWAY_URL", gateway)
+}
+
 /// Everything the run needs, read and validated before anything starts.
 #[derive(Debug)]
 pub struct Plan {
@@ -393,16 +403,11 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
                 format!("API_GATEWAY_URL={}", plan.gateway),
                 "REPORTS_DIR=/reports".to_owned(),
             ];
-            env.extend(plan.env.iter().map(|(k, v)| format!("{k}={v}")));
-            let cmd = plan.command_given.then(|| {
-                plan.command
-                    .iter()
-                    .map(|a| {
-                        a.replace("$REPORTS_DIR", "/reports")
-                            .replace("$API_GATEWAY_URL", &plan.gateway)
-                    })
-                    .collect()
-            });
+            let expand = |a: &str| expand(a, "/reports", &plan.gateway);
+            env.extend(plan.env.iter().map(|(k, v)| format!("{k}={}", expand(v))));
+            let cmd = plan
+                .command_given
+                .then(|| plan.command.iter().map(|a| expand(a)).collect());
             crate::docker::run(
                 &docker,
                 crate::docker::Suite {
@@ -426,10 +431,7 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
                 ("API_GATEWAY_URL".to_owned(), plan.gateway.clone()),
                 ("REPORTS_DIR".to_owned(), "/reports".to_owned()),
             ];
-            let expand = |a: &str| {
-                a.replace("$REPORTS_DIR", "/reports")
-                    .replace("$API_GATEWAY_URL", &plan.gateway)
-            };
+            let expand = |a: &str| expand(a, "/reports", &plan.gateway);
             env.extend(plan.env.iter().map(|(k, v)| (k.clone(), expand(v))));
             let spec = crate::kubernetes::JobSpec {
                 namespace: &namespace,
@@ -599,12 +601,7 @@ fn read_junit(dir: &Path) -> Option<Vec<u8>> {
 /// The `local` runner: `command` in `dir`. Returns its exit code, `None` at the timeout.
 async fn run_local(plan: &Plan, reports: &Path, ctx: &Context) -> anyhow::Result<Option<i32>> {
     let rdir = reports.to_string_lossy().into_owned();
-    let expand = |s: &str| {
-        s.replace("$REPORTS_DIR", &rdir)
-            .replace("${REPORTS_DIR}", &rdir)
-            .replace("$API_GATEWAY_URL", &plan.gateway)
-            .replace("${API_GATEWAY_URL}", &plan.gateway)
-    };
+    let expand = |s: &str| expand(s, &rdir, &plan.gateway);
     let args: Vec<String> = plan.command.iter().map(|a| expand(a)).collect();
     tracing::info!("running {} in {}", args.join(" "), plan.dir.display());
     let mut child = tokio::process::Command::new(&args[0])
@@ -691,7 +688,19 @@ fn job_name(run: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::DEFAULT_COMMAND;
+    use super::{DEFAULT_COMMAND, expand};
+
+    #[test]
+    fn both_forms_of_the_two_vars_expand_alike_for_every_runner() {
+        assert_eq!(
+            expand(
+                "--out=$REPORTS_DIR/a ${REPORTS_DIR}/b $API_GATEWAY_URL/x ${API_GATEWAY_URL}/y $OTHER",
+                "/reports",
+                "http://gw:8080"
+            ),
+            "--out=/reports/a /reports/b http://gw:8080/x http://gw:8080/y $OTHER"
+        );
+    }
 
     /// The default command read the way godog reads it (Go's `flag` package: `-f`, `--format`
     /// and `-format` set one string, the last one wins; then the value is split on `,` into

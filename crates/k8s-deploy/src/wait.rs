@@ -4,8 +4,8 @@
 //! Complete: `observedGeneration >= generation`, `updatedReplicas == replicas (spec)`,
 //! `status.replicas == updatedReplicas` (no old replicas left), `availableReplicas ==
 //! updatedReplicas`. Failed: the `Progressing` condition says `ProgressDeadlineExceeded`, or a
-//! pod's container waits with ImagePullBackOff, ErrImagePull, CrashLoopBackOff or
-//! CreateContainerConfigError (its own message quoted).
+//! pod's container waits with a reason that does not clear by itself
+//! (`kube_access::STUCK_REASONS`: ImagePullBackOff, CrashLoopBackOff, ...; its message quoted).
 
 use crate::cluster::{Cluster, kube_error};
 use futures_util::StreamExt as _;
@@ -13,14 +13,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use std::time::Instant;
-
-const FAILING: &[&str] = &[
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "InvalidImageName",
-];
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -138,7 +130,10 @@ fn is_current(pod: &Pod, hash: Option<&str>) -> bool {
 fn failing_container(deployment: &str, pod: &Pod) -> Option<String> {
     for cs in pod.status.as_ref()?.container_statuses.iter().flatten() {
         if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref())
-            && let Some(reason) = w.reason.as_ref().filter(|r| FAILING.contains(&r.as_str()))
+            && let Some(reason) = w
+                .reason
+                .as_ref()
+                .filter(|r| kube_access::STUCK_REASONS.contains(&r.as_str()))
         {
             return Some(format!(
                 "{deployment}: container {} of pod {} is in {reason}: {}",

@@ -119,6 +119,20 @@ pub struct Cluster {
 
 /// How long the API server may keep one request waiting for its answer (or a watch without an
 /// event: watches ask the server to end them sooner, [`WATCH_SECONDS`]).
+/// Reasons a container waits with that do not clear by themselves: a rollout or a suite that
+/// meets one has failed (its message quoted), rather than waiting out its deadline. One list for
+/// k8s-deploy's wait and acceptance-run's suite pod.
+pub const STUCK_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The `timeoutSeconds` of every watch: under [`READ_TIMEOUT`], so a quiet watch is ended by the
