@@ -6,7 +6,8 @@ CARGO ?= cargo
 # scripts and proc macros stay dynamic.
 TARGET := x86_64-unknown-linux-gnu
 IMAGE_BINS := target/$(TARGET)/image
-# Every resource that ships as an image. example-resource proves the kit only.
+# Every resource built as an image. example-resource is built and tested like the others (it
+# proves the kit end to end) but never published (pipeline::publish::TYPES leaves it out).
 RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy acceptance-run
 
 .PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down demo-bin publish

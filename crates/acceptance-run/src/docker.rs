@@ -9,6 +9,7 @@ use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt as _;
+use protocol::text::one_line;
 use std::path::Path;
 use std::time::Duration;
 
@@ -190,11 +191,7 @@ pub async fn run(
                 };
                 // `reports/cucumber.json`, `reports/junit/TEST-x.xml`: drop the first component.
                 let rel: std::path::PathBuf = path.components().skip(1).collect();
-                if rel.as_os_str().is_empty()
-                    || rel
-                        .components()
-                        .any(|c| matches!(c, std::path::Component::ParentDir))
-                {
+                if !protocol::paths::is_plain_relative(&rel) {
                     continue;
                 }
                 if entry.header().entry_type().is_file() {
@@ -216,8 +213,4 @@ pub async fn run(
         )
         .await;
     result
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

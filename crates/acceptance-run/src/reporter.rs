@@ -96,7 +96,7 @@ pub fn encode(name: &str, bytes: &[u8]) -> Vec<String> {
     let mut lines = vec![format!(
         "{BEGIN}{name} {} {}",
         bytes.len(),
-        hex(&ring::digest::digest(&ring::digest::SHA256, bytes))
+        protocol::text::sha256_hex(bytes)
     )];
     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
     lines.extend(
@@ -127,10 +127,6 @@ fn report_files(dir: &Path) -> Vec<(String, PathBuf)> {
         out.extend(parts);
     }
     out
-}
-
-fn hex(d: &ring::digest::Digest) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The runner's side: reads the pod's log line by line.
@@ -169,9 +165,7 @@ impl Collector {
             && !name.split('/').any(|c| c == ".." || c.is_empty());
         match decoded {
             Ok(bytes)
-                if safe
-                    && bytes.len() == len
-                    && hex(&ring::digest::digest(&ring::digest::SHA256, &bytes)) == sha =>
+                if safe && bytes.len() == len && protocol::text::sha256_hex(&bytes) == sha =>
             {
                 self.files.push((name, bytes));
             }

@@ -90,7 +90,7 @@ impl Via<'_> {
                     .timeout(Duration::from_secs(10))
                     .send()
                     .await
-                    .map_err(|e| chain(&e))?;
+                    .map_err(|e| protocol::text::error_chain(&e))?;
                 let status = r.status().as_u16();
                 Ok((status, r.text().await.unwrap_or_default()))
             }
@@ -105,12 +105,15 @@ impl Via<'_> {
 
 /// Runs every check until it passes or the deadline; returns the failures (name, last problem).
 pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(String, String)> {
-    let deadline = protocol::duration::deadline_after(timeout);
+    // One deadline for all the checks; each check's looks start 200 ms apart, doubling to 5 s.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let policy = protocol::retry::Policy::new(timeout, Duration::from_millis(200))
+        .capped(Duration::from_secs(5));
     let mut failures = Vec::new();
     for check in checks {
         let url = via.target(&check.path);
         let want = check.expect_status.unwrap_or(200);
-        let mut delay = Duration::from_millis(200);
+        let mut looks = policy.start_until(deadline);
         let mut attempts = 0;
         let mut last_said = Instant::now();
         let mut last_problem = String::new();
@@ -138,7 +141,7 @@ pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(Stri
                     }
                 }
             };
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = looks.left();
             if left.is_zero() {
                 break Err(problem);
             }
@@ -152,8 +155,7 @@ pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(Stri
                 last_said = Instant::now();
                 last_problem = problem;
             }
-            tokio::time::sleep(delay.min(left)).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            looks.poll().await;
         };
         match outcome {
             Ok(status) => tracing::info!("smoke {}: ok ({status}, attempt {attempts})", check.name),
@@ -167,18 +169,4 @@ pub async fn run(via: Via<'_>, checks: &[Check], timeout: Duration) -> Vec<(Stri
         }
     }
     failures
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut s = e.source();
-    while let Some(x) = s {
-        let t = x.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        s = x.source();
-    }
-    out
 }

@@ -23,25 +23,8 @@ pub const DEFAULT_COMMAND: &[&str] = &[
 
 /// `params.image`: a gcr-image get directory's `image-ref`, or an image reference as given.
 fn image_ref(sources: &Path, image: &str) -> Result<String, FieldError> {
-    let field = "params.image";
-    let dir = sources.join(image);
-    if !dir.exists() {
-        return Ok(image.to_owned());
-    }
-    let dir = inside(sources, image, field)?;
-    if !dir.is_dir() {
-        return Ok(image.to_owned());
-    }
-    let file = dir.join("image-ref");
-    protocol::paths::stays_inside(sources, &file, field)?;
-    std::fs::read_to_string(&file)
-        .map(|s| s.trim().to_owned())
-        .map_err(|_| {
-            FieldError::new(
-                field,
-                format!("{image} has no image-ref file; give a gcr-image get directory or an image reference"),
-            )
-        })
+    Ok(protocol::image_ref::read(sources, image, "params.image")?
+        .unwrap_or_else(|| image.to_owned()))
 }
 
 /// `$REPORTS_DIR`, `${REPORTS_DIR}`, `$API_GATEWAY_URL` and `${API_GATEWAY_URL}` in a command
@@ -650,22 +633,7 @@ async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R) {
     }
 }
 
-/// A label value from the run id: alphanumerics, `-`, `_`, `.`, at most 63.
-fn label_value(run: &str) -> String {
-    let v: String = run
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect();
-    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_owned()
-}
+use kube_access::label_value;
 
 /// `acceptance-RUN-XXXX`: a DNS label, unique per attempt.
 fn job_name(run: &str) -> String {

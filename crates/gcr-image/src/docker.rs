@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use bollard::Docker;
 use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveImageOptionsBuilder};
 use futures_util::StreamExt as _;
+use protocol::text::one_line;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt as _;
@@ -135,8 +136,4 @@ pub async fn build(
         );
     }
     Ok(saved)
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

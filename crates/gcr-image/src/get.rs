@@ -32,12 +32,20 @@ pub async fn get(
         ("repository", repo.to_string()),
         ("tag", version.tag.clone()),
         ("digest", version.digest.clone()),
-        ("image-ref", pinned.clone()),
         (
             "version.json",
             serde_json::json!({"tag": version.tag, "digest": version.digest}).to_string(),
         ),
     ];
+    protocol::image_ref::write(dest, &pinned)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "write {}/{}: {e}",
+                dest.display(),
+                protocol::image_ref::FILE
+            )
+        })?;
     for (name, content) in &files {
         tokio::fs::write(dest.join(name), content)
             .await

@@ -47,12 +47,7 @@ impl Store {
                 // Names come from the layout's own files (index.json, manifest.json): a name
                 // with `..`, or a blob that is a symlink out of the layout, is not in it.
                 let relative = Path::new(name);
-                if !relative.components().all(|c| {
-                    matches!(
-                        c,
-                        std::path::Component::Normal(_) | std::path::Component::CurDir
-                    )
-                }) {
+                if !protocol::paths::is_plain_relative(relative) {
                     return None;
                 }
                 let path = dir.join(relative);

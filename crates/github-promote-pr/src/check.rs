@@ -29,11 +29,7 @@ fn cache_path(config: &Config, gh: &Github, ctx: &Context) -> PathBuf {
         config.base,
         gh.token_fingerprint()
     );
-    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let name: String = digest.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let name = protocol::text::sha256_hex(key.as_bytes())[..24].to_owned();
     let dir = ctx
         .env("TMPDIR")
         .map(PathBuf::from)

@@ -8,10 +8,11 @@
 use crate::source::{Auth, Config};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use protocol::Secret;
+use protocol::text::one_line;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GithubError {
@@ -165,11 +166,13 @@ fn now_epoch() -> u64 {
 }
 
 fn fingerprint(token: &Secret) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.expose().as_bytes());
-    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    protocol::text::sha256_hex(token.expose().as_bytes())[..16].to_owned()
 }
 
 /// How long GitHub may keep one request waiting for its answer.
+/// The first wait before retrying a 5xx or a broken connection (protocol::retry doubles it).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
 pub const SILENT: Duration = Duration::from_secs(30);
 
 impl Github {
@@ -277,10 +280,8 @@ impl Github {
         body: Option<Value>,
         extra: Option<HeaderMap>,
     ) -> Result<Reply, GithubError> {
-        let deadline = protocol::duration::deadline_after(self.deadline);
-        let mut attempt = 0u32;
+        let mut retries = protocol::retry::Policy::new(self.deadline, FIRST_BACKOFF).start();
         loop {
-            attempt += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("{method} {path}");
             let send = async {
@@ -339,7 +340,7 @@ impl Github {
                                 .saturating_add(1),
                         };
                         let wait = Duration::from_secs(wait);
-                        if wait > deadline.saturating_duration_since(Instant::now()) {
+                        if wait > retries.left() {
                             let until = reply
                                 .header("x-ratelimit-reset")
                                 .map(|r| {
@@ -364,19 +365,12 @@ impl Github {
                     }
                 }
             };
-            let backoff = Duration::from_millis(500 * (1 << (attempt - 1).min(5)));
-            let delay = wait.unwrap_or(backoff);
-            if delay > deadline.saturating_duration_since(Instant::now()) {
+            if retries.wait(what, &reason, wait).await.is_err() {
                 return Err(GithubError::Transient {
                     what: what.to_owned(),
                     message: format!("{reason}; gave up at the deadline"),
                 });
             }
-            tracing::warn!(
-                "{what}: {reason}; retrying in {}s",
-                delay.as_secs_f64().ceil()
-            );
-            tokio::time::sleep(delay).await;
         }
     }
 
@@ -508,11 +502,14 @@ impl Github {
                     message: format!("unexpected JSON: {e}"),
                 })?;
             all.extend(page);
-            path = reply.header("link").and_then(next_link).map(|u| {
-                u.split_once("://")
-                    .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
-                    .unwrap_or(u)
-            });
+            path = reply
+                .header("link")
+                .and_then(protocol::text::next_link)
+                .map(|u| {
+                    u.split_once("://")
+                        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                        .unwrap_or(u)
+                });
             headers = HeaderMap::new();
         }
         Ok(Some((all, first_etag)))
@@ -744,17 +741,6 @@ impl Github {
     }
 }
 
-/// `<URL>; rel="next"`.
-fn next_link(link: &str) -> Option<String> {
-    link.split(',')
-        .find(|l| l.contains("rel=\"next\""))
-        .and_then(|l| {
-            let start = l.find('<')? + 1;
-            let end = l.find('>')?;
-            Some(l[start..end].to_owned())
-        })
-}
-
 /// A connection failure that retrying cannot fix, said with what to do: a certificate the
 /// worker does not trust, or TLS spoken to a plain-HTTP port.
 fn permanent_connect_error(chain: &str) -> Option<String> {
@@ -790,7 +776,3 @@ const UNRESERVED_KEPT: percent_encoding::AsciiSet = percent_encoding::NON_ALPHAN
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use protocol::duration::parse as parse_duration;
 use protocol::{Context, FieldError, Response};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Everything `out` will do, read and validated before the first request.
 #[derive(Debug)]
@@ -277,7 +277,10 @@ async fn merge_when_green(
     method: MergeMethod,
     timeout: Duration,
 ) -> anyhow::Result<Pull> {
-    let deadline = protocol::duration::deadline_after(timeout);
+    // Looks at 1 s, 2 s, 4 s ... 15 s apart; the last at the deadline itself.
+    let mut looks = protocol::retry::Policy::new(timeout, Duration::from_secs(1))
+        .capped(Duration::from_secs(15))
+        .start();
     let required = gh.required_checks(&config.base).await?;
     match &required {
         Some(list) => tracing::info!(
@@ -294,7 +297,6 @@ async fn merge_when_green(
             config.base
         ),
     }
-    let mut delay = Duration::from_secs(1);
     let mut last_wait = String::new();
     loop {
         let pr = gh.get_pull(number).await?;
@@ -367,20 +369,16 @@ async fn merge_when_green(
                 };
             }
             Some(what) => {
-                // The last look is taken at the deadline itself, not a backoff step before it.
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if what != last_wait {
+                    tracing::info!("#{number}: waiting for {what}");
+                    last_wait.clone_from(&what);
+                }
+                if !looks.poll().await {
                     bail!(
                         "#{number} not merged: timed out after {} waiting for {what}",
                         protocol::duration::format(timeout)
                     );
                 }
-                if what != last_wait {
-                    tracing::info!("#{number}: waiting for {what}");
-                    last_wait = what;
-                }
-                tokio::time::sleep(delay.min(left)).await;
-                delay = (delay * 2).min(Duration::from_secs(15));
             }
         }
     }

@@ -228,12 +228,12 @@ impl TokenSource {
             .body(body)
             .send()
             .await
-            .map_err(|e| transient(error_chain(&e)))?;
+            .map_err(|e| transient(protocol::text::error_chain(&e)))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| transient(error_chain(&e)))?;
+            .map_err(|e| transient(protocol::text::error_chain(&e)))?;
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(transient(format!("HTTP {status}")));
         }
@@ -256,16 +256,4 @@ impl TokenSource {
             }),
         }
     }
-}
-
-/// `reqwest`'s error and its sources on one line (it nests the useful part).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -1,8 +1,7 @@
 //! The HTTP client every resource builds, configured in one place.
 //!
-//! reqwest 0.13 (the version oci-client 0.18 uses, so one copy is compiled) on rustls with the
-//! `ring` provider: no OpenSSL, no cmake, links statically into the FROM-scratch images. Roots
-//! come from the system bundle (`/etc/ssl/certs/ca-certificates.crt` in our images; Concourse
+//! reqwest 0.13 on rustls with the `ring` provider (ring also signs Google JWTs): no OpenSSL,
+//! no cmake, links statically into the FROM-scratch images. Roots come from the system bundle (`/etc/ssl/certs/ca-certificates.crt` in our images; Concourse
 //! workers may mount their own there) plus any PEM certificates a `source` adds.
 
 use anyhow::Context as _;

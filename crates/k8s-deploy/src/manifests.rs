@@ -5,7 +5,7 @@
 
 use anyhow::bail;
 use protocol::FieldError;
-use protocol::paths::{inside, read_text, stays_inside};
+use protocol::paths::{inside, read_text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -74,13 +74,8 @@ pub fn read_manifests(sources: &Path, paths: &[String]) -> anyhow::Result<Vec<(S
 
 /// The image reference for one `images` entry: a gcr-image get directory's `image-ref`, or a reference.
 pub fn resolve_image(sources: &Path, image: &str, field: &str) -> anyhow::Result<String> {
-    if let Ok(dir) = inside(sources, image, field)
-        && dir.is_dir()
-    {
-        stays_inside(sources, &dir.join("image-ref"), field)?;
-        let reference = std::fs::read_to_string(dir.join("image-ref"))
-            .map_err(|_| FieldError::new(field, format!("{image} has no image-ref file; give the directory of a gcr-image get step, or an image reference")))?;
-        return Ok(reference.trim().to_owned());
+    if let Some(reference) = protocol::image_ref::read(sources, image, field)? {
+        return Ok(reference);
     }
     if !image.contains('/') && !image.contains(':') {
         return Err(FieldError::new(

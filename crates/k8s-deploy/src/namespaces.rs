@@ -63,18 +63,4 @@ pub async fn delete_namespace(
     ))
 }
 
-/// Label values: at most 63 characters of [A-Za-z0-9._-].
-pub fn label_value(v: &str) -> String {
-    v.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect::<String>()
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_owned()
-}
+pub use kube_access::label_value;

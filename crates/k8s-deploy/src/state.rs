@@ -91,9 +91,5 @@ pub fn revision(set: &[Deployed]) -> String {
         })
         .collect();
     lines.sort();
-    let digest = ring::digest::digest(&ring::digest::SHA256, lines.join("\n").as_bytes());
-    digest.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    protocol::text::sha256_hex(lines.join("\n").as_bytes())[..12].to_owned()
 }

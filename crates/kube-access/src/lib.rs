@@ -415,6 +415,21 @@ pub fn kube_error(e: &kube::Error) -> String {
     }
 }
 
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+pub use protocol::text::one_line;
+
+/// A label value made from any text: at most 63 characters of `[A-Za-z0-9._-]` (others become
+/// `-`), starting and ending with an alphanumeric, as Kubernetes requires.
+pub fn label_value(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect::<String>()
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }

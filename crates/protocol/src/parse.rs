@@ -273,9 +273,7 @@ fn article(kind: &str) -> String {
     }
 }
 
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub(crate) use crate::text::one_line;
 
 /// The known name closest to a typo, if it is close enough to be what was meant.
 fn closest<'a>(given: &str, known: &'a [String]) -> Option<&'a str> {

@@ -7,15 +7,21 @@
 use crate::FieldError;
 use std::path::{Component, Path, PathBuf};
 
+/// A relative path that names something below its base by its spelling alone: only plain
+/// components and `.` (no root, no `..`, no NUL). Names from requests, layouts and archives are
+/// held to this before any filesystem check.
+pub fn is_plain_relative(relative: &Path) -> bool {
+    !relative.as_os_str().is_empty()
+        && !relative.as_os_str().as_encoded_bytes().contains(&0)
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
 /// `sources/relative`, refused when it leaves the build directory by its spelling or through
 /// a symlink.
 pub fn inside(sources: &Path, relative: &str, field: &str) -> Result<PathBuf, FieldError> {
-    let lexical_ok = !relative.is_empty()
-        && !relative.contains('\0')
-        && Path::new(relative)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if !lexical_ok {
+    if !is_plain_relative(Path::new(relative)) {
         return Err(FieldError::new(
             field,
             "must be a relative path inside the build's directory (no leading /, no ..), e.g. \"image/tag\"",

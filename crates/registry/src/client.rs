@@ -19,6 +19,8 @@ use crate::reference::Repository;
 use base64::Engine as _;
 use bytes::Bytes;
 use protocol::Secret;
+use protocol::retry::Retries;
+pub(crate) use protocol::text::error_chain;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
@@ -26,7 +28,7 @@ use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Manifest media types we accept, most specific first (the Accept header of every manifest
@@ -280,10 +282,7 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(data: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
-    )
+    format!("sha256:{}", protocol::text::sha256_hex(data))
 }
 
 enum Attempt {
@@ -491,16 +490,12 @@ impl Client {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
-        let deadline = protocol::duration::deadline_after(self.options.retry_deadline);
-        let mut attempt = 0u32;
+        let mut retries = self.retry_policy().start();
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let sent =
                 protocol::log::patiently(&format!("the registry ({what})"), build().send()).await;
-            if let Some(response) = self
-                .settle(what, classify(sent), &mut attempt, deadline)
-                .await?
-            {
+            if let Some(response) = self.settle(what, classify(sent), &mut retries).await? {
                 return Ok(response);
             }
         }
@@ -512,8 +507,7 @@ impl Client {
         &self,
         what: &str,
         outcome: Attempt,
-        attempt: &mut u32,
-        deadline: Instant,
+        retries: &mut Retries,
     ) -> Result<Option<reqwest::Response>, RegistryError> {
         match outcome {
             Attempt::Done(response) => Ok(Some(response)),
@@ -526,48 +520,13 @@ impl Client {
                 after,
                 rate_limited,
             } => {
-                *attempt += 1;
-                self.wait_or_give_up(what, &reason, after, rate_limited, *attempt, deadline)
-                    .await?;
+                retries
+                    .wait(what, &reason, after)
+                    .await
+                    .map_err(|_| give_up(what, &reason, after, rate_limited))?;
                 Ok(None)
             }
         }
-    }
-
-    async fn wait_or_give_up(
-        &self,
-        what: &str,
-        reason: &str,
-        after: Option<Duration>,
-        rate_limited: bool,
-        attempt: u32,
-        deadline: Instant,
-    ) -> Result<(), RegistryError> {
-        let backoff = self
-            .options
-            .first_backoff
-            .saturating_mul(1 << (attempt - 1).min(6))
-            .min(Duration::from_secs(30));
-        let delay = after.unwrap_or(backoff);
-        if delay > deadline.saturating_duration_since(Instant::now()) {
-            return Err(if rate_limited {
-                RegistryError::RateLimited {
-                    what: what.to_owned(),
-                    retry_after: after,
-                }
-            } else {
-                RegistryError::Transient {
-                    what: what.to_owned(),
-                    message: format!("{reason}; gave up at the retry deadline"),
-                }
-            });
-        }
-        tracing::warn!(
-            "{what}: {reason}; retry {attempt} in {:.1}s",
-            delay.as_secs_f64()
-        );
-        tokio::time::sleep(delay).await;
-        Ok(())
     }
 
     /// An authenticated request with retries. `build` makes the request anew for each attempt.
@@ -577,8 +536,7 @@ impl Client {
         scope: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
-        let deadline = protocol::duration::deadline_after(self.options.retry_deadline);
-        let mut attempt = 0u32;
+        let mut retries = self.retry_policy().start();
         let mut renewed = false;
         let mut learned = false;
         loop {
@@ -611,8 +569,7 @@ impl Client {
                     let _ = response.bytes().await;
                 }
                 other => {
-                    if let Some(response) = self.settle(what, other, &mut attempt, deadline).await?
-                    {
+                    if let Some(response) = self.settle(what, other, &mut retries).await? {
                         return Ok(response);
                     }
                 }
@@ -776,13 +733,15 @@ impl Client {
                 what: what.clone(),
                 message,
             })?;
-            next = link.and_then(|l| next_link(&l)).map(|path| {
-                if path.starts_with("http") {
-                    path
-                } else {
-                    format!("{}{path}", self.base)
-                }
-            });
+            next = link
+                .and_then(|l| protocol::text::next_link(&l))
+                .map(|path| {
+                    if path.starts_with("http") {
+                        path
+                    } else {
+                        format!("{}{path}", self.base)
+                    }
+                });
         }
         Ok(list)
     }
@@ -966,9 +925,34 @@ impl Client {
         )
     }
 
+    /// The retry policy of every registry call (`Options::retry_deadline`, `first_backoff`).
+    pub fn retry_policy(&self) -> protocol::retry::Policy {
+        protocol::retry::Policy::new(self.options.retry_deadline, self.options.first_backoff)
+    }
+
     /// The retry deadline and first backoff, for callers that retry whole sequences.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+}
+
+/// The error for a retried call that ran out of time.
+pub(crate) fn give_up(
+    what: &str,
+    reason: &str,
+    retry_after: Option<Duration>,
+    rate_limited: bool,
+) -> RegistryError {
+    if rate_limited {
+        RegistryError::RateLimited {
+            what: what.to_owned(),
+            retry_after,
+        }
+    } else {
+        RegistryError::Transient {
+            what: what.to_owned(),
+            message: format!("{reason}; gave up at the retry deadline"),
+        }
     }
 }
 
@@ -1066,21 +1050,6 @@ fn display_ref(repo: &Repository, reference: &str) -> String {
     }
 }
 
-/// reqwest's error and its sources on one line (the cause is nested).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 /// `WWW-Authenticate: Bearer realm="...",service="..."` or `Basic realm="..."`.
 fn parse_challenge(header: &str) -> Option<Challenge> {
     let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
@@ -1124,17 +1093,6 @@ fn split_params(s: &str) -> Vec<&str> {
     }
     out.push(&s[start..]);
     out
-}
-
-/// `<path?last=x&n=y>; rel="next"`.
-fn next_link(link: &str) -> Option<String> {
-    link.split(',')
-        .find(|l| l.contains("rel=\"next\""))
-        .and_then(|l| {
-            let start = l.find('<')? + 1;
-            let end = l.find('>')?;
-            Some(l[start..end].to_owned())
-        })
 }
 
 fn parse_tag_page(body: &[u8], list: &mut TagList) -> Result<(), String> {
@@ -1183,15 +1141,6 @@ mod tests {
         }
         assert!(parse_challenge("Negotiate").is_none());
         assert!(parse_challenge("Bearer service=\"x\"").is_none());
-    }
-
-    #[test]
-    fn link_headers_give_the_next_page() {
-        assert_eq!(
-            next_link("</v2/a/tags/list?last=b&n=100>; rel=\"next\"").as_deref(),
-            Some("/v2/a/tags/list?last=b&n=100")
-        );
-        assert_eq!(next_link("<x>; rel=\"prev\""), None);
     }
 
     #[test]

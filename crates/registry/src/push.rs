@@ -59,8 +59,7 @@ impl Client {
                 crate::client::Mount::Refused { upload } => location = Some(upload),
             }
         }
-        let deadline = protocol::duration::deadline_after(self.options().retry_deadline);
-        let mut attempt = 0u32;
+        let mut retries = self.retry_policy().start();
         loop {
             let session = match location.take() {
                 Some(l) => l,
@@ -84,25 +83,14 @@ impl Client {
                     return Ok(Pushed::Uploaded);
                 }
                 Err(e @ (RegistryError::Transient { .. } | RegistryError::RateLimited { .. })) => {
-                    attempt += 1;
                     let after = match &e {
                         RegistryError::RateLimited { retry_after, .. } => *retry_after,
                         _ => None,
                     };
-                    let delay = after.unwrap_or_else(|| {
-                        self.options()
-                            .first_backoff
-                            .saturating_mul(1 << (attempt - 1).min(6))
-                            .min(Duration::from_secs(30))
-                    });
-                    if delay > deadline.saturating_duration_since(Instant::now()) {
+                    let reason = format!("{e}; starting the upload again");
+                    if retries.wait(label, &reason, after).await.is_err() {
                         return Err(e);
                     }
-                    tracing::warn!(
-                        "{e}; starting the upload again in {:.1}s (retry {attempt})",
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -156,8 +144,7 @@ impl Client {
     ) -> Result<(), RegistryError> {
         use tokio::io::AsyncWriteExt as _;
         let what = what.to_owned();
-        let deadline = protocol::duration::deadline_after(self.options().retry_deadline);
-        let mut attempt = 0u32;
+        let mut retries = self.retry_policy().start();
         let mut mismatches = 0u32;
         loop {
             let response = self.get_blob_response(repo, digest).await?;
@@ -223,24 +210,10 @@ impl Client {
                 }
                 failure = Some(reason);
             }
-            attempt += 1;
-            let reason = failure.unwrap_or_default();
-            let delay = self
-                .options()
-                .first_backoff
-                .saturating_mul(1 << (attempt - 1).min(6))
-                .min(Duration::from_secs(30));
-            if delay > deadline.saturating_duration_since(Instant::now()) {
-                return Err(RegistryError::Transient {
-                    what,
-                    message: format!("{reason}; gave up at the retry deadline"),
-                });
+            let reason = format!("{}; downloading again", failure.unwrap_or_default());
+            if retries.wait(&what, &reason, None).await.is_err() {
+                return Err(crate::client::give_up(&what, &reason, None, false));
             }
-            tracing::warn!(
-                "{what}: {reason}; downloading again in {:.1}s (retry {attempt})",
-                delay.as_secs_f64()
-            );
-            tokio::time::sleep(delay).await;
         }
     }
 }

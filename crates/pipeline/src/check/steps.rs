@@ -269,8 +269,12 @@ impl<'p, 'o> Validator<'p, 'o> {
     }
 
     fn declare_local_var(&mut self, line: usize, name: &str) {
-        let scope = self.scopes.last_mut().expect("a scope is always open");
-        if !scope.insert(name.to_owned()) {
+        // The job's scope is never popped, so there is always a current one.
+        let repeated = self
+            .scopes
+            .last_mut()
+            .is_some_and(|scope| !scope.insert(name.to_owned()));
+        if repeated {
             self.error(
                 line,
                 format!("repeated var name '{name}'; give each var its own name"),
