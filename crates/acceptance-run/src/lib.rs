@@ -9,6 +9,7 @@
 
 pub mod docker;
 pub mod kubernetes;
+pub mod plan;
 pub mod reporter;
 pub mod reports;
 pub mod smoke;

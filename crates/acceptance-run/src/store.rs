@@ -5,7 +5,7 @@ use crate::{Source, Version};
 use anyhow::Context as _;
 use protocol::{FieldError, Metadata, Response, versions_since};
 use registry::push::Blob;
-use registry::{Client, Credentials, Repository};
+use registry::{Client, Repository};
 use std::path::Path;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.concourse.acceptance-run.v1+json";
@@ -27,7 +27,7 @@ impl Store {
         })?;
         let repository = Repository::parse(&repo)
             .map_err(|m| FieldError::new("source.reports_repository", m))?;
-        let credentials = Credentials::from_source(
+        let (credentials, hints) = registry_source::credentials(
             s.google_credentials,
             s.username,
             s.password,
@@ -47,6 +47,7 @@ impl Store {
             registry::Options {
                 insecure: s.insecure,
                 user_agent: "acceptance-run".into(),
+                hints,
                 ..Default::default()
             },
         )?;

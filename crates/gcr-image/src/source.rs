@@ -87,7 +87,7 @@ impl Config {
                 Watch::Tag(tag)
             }
         };
-        let credentials = Credentials::from_source(
+        let (credentials, _) = registry_source::credentials(
             source.google_credentials,
             source.username,
             source.password,
@@ -121,6 +121,7 @@ impl Config {
             insecure: self.insecure,
             ca_certs: self.ca_certs.clone(),
             user_agent: concat!("gcr-image/", env!("CARGO_PKG_VERSION")).to_owned(),
+            hints: registry_source::hints(&self.credentials),
             ..registry::Options::default()
         };
         registry::Client::new(&self.repository.host, self.credentials.clone(), options)

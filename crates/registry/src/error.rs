@@ -9,14 +9,14 @@ pub enum RegistryError {
     Unauthorized {
         what: String,
         detail: String,
-        hint: &'static str,
+        hint: String,
     },
     /// 403: authenticated, but not allowed. Not retried.
     #[error("{what}: denied (HTTP 403){detail}; {hint}")]
     Denied {
         what: String,
         detail: String,
-        hint: &'static str,
+        hint: String,
     },
     /// 404 where the caller needs the thing to exist.
     #[error("{what}: not found{detail}; check the repository name and that the image exists")]
