@@ -85,15 +85,11 @@ impl Plan {
                 );
             }
             (Some(n), None) => Some(n.clone()),
-            (None, Some(f)) => Some(
-                protocol::paths::read_text(
-                    sources,
-                    &inside(sources, f, "params.namespace_file")?,
-                    "params.namespace_file",
-                )?
-                .trim()
-                .to_owned(),
-            ),
+            (None, Some(f)) => Some(protocol::paths::param_text(
+                sources,
+                f,
+                "params.namespace_file",
+            )?),
             (None, None) => None,
         };
         if kubernetes {

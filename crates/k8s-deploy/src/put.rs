@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use crate::manifests::{images_into_manifests, read_manifests, resolve_image};
 use crate::namespaces::{delete_namespace, label_value, prune};
-use protocol::paths::{inside, read_text};
 
 /// Everything a deploy will do, read and checked before the first change: a typo in an
 /// `images` entry, a bad manifest or a missing container changes nothing in the cluster.
@@ -97,15 +96,11 @@ fn read(
             return Err(FieldError::conflict("params.namespace", "params.namespace_file").into());
         }
         (Some(n), None) => Some(n.clone()),
-        (None, Some(f)) => Some(
-            read_text(
-                sources,
-                &inside(sources, f, "params.namespace_file")?,
-                "params.namespace_file",
-            )?
-            .trim()
-            .to_owned(),
-        ),
+        (None, Some(f)) => Some(protocol::paths::param_text(
+            sources,
+            f,
+            "params.namespace_file",
+        )?),
         (None, None) => None,
     };
     if let Some(age) = &params.delete_namespaces_older_than {

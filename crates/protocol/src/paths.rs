@@ -53,6 +53,13 @@ pub fn stays_inside(sources: &Path, path: &Path, field: &str) -> Result<(), Fiel
     ))
 }
 
+/// The trimmed text of the build file a param names (`params.namespace_file: env/namespace`):
+/// [`inside`], then [`read_text`].
+pub fn param_text(sources: &Path, relative: &str, field: &str) -> Result<String, FieldError> {
+    let path = inside(sources, relative, field)?;
+    Ok(read_text(sources, &path, field)?.trim().to_owned())
+}
+
 /// The text of `path` (under `sources`), checked with [`stays_inside`]; the error names the
 /// file and why it cannot be read.
 pub fn read_text(sources: &Path, path: &Path, field: &str) -> Result<String, FieldError> {

@@ -66,13 +66,7 @@ impl Client {
             .execute(&what, &scope(repo, "pull"), || self.http.get(&url))
             .await?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| RegistryError::Transient {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
+        let bytes = Self::body(&what, response).await?;
         if !status.is_success() {
             return Err(self.status_error(&what, status, &bytes));
         }

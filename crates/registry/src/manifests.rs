@@ -74,13 +74,7 @@ impl Client {
             return Ok(None);
         }
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| RegistryError::Transient {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
+        let bytes = Self::body(&what, response).await?;
         if !status.is_success() {
             return Err(self.status_error(&what, status, &bytes));
         }

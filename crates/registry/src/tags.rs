@@ -30,13 +30,7 @@ impl Client {
                 .get("link")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| RegistryError::Transient {
-                    what: what.clone(),
-                    message: e.to_string(),
-                })?;
+            let body = Self::body(&what, response).await?;
             if status == StatusCode::NOT_FOUND {
                 // A repository with no image yet: no tags, not an error for check.
                 return Ok(list);

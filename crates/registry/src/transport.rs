@@ -21,6 +21,20 @@ pub(crate) enum Attempt {
 }
 
 impl Client {
+    /// The whole body of a response; a connection cut while reading it is transient.
+    pub(crate) async fn body(
+        what: &str,
+        response: reqwest::Response,
+    ) -> Result<bytes::Bytes, RegistryError> {
+        response
+            .bytes()
+            .await
+            .map_err(|e| RegistryError::Transient {
+                what: what.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
     pub(crate) fn status_error(
         &self,
         what: &str,

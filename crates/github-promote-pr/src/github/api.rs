@@ -141,22 +141,18 @@ impl Github {
     }
 
     pub async fn get_pull(&self, number: u64) -> Result<Pull, GithubError> {
-        let what = format!(
-            "read pull request #{number} of {}/{}",
-            self.owner, self.repo
-        );
-        self.call_for(
-            &what,
-            http::Method::GET,
-            &self.repo_path(&format!("/pulls/{number}")),
-            None,
-            200,
-        )
-        .await
+        self.read_pull(number).await
     }
 
     /// The raw JSON of a pull request (what `in` writes).
     pub async fn get_pull_json(&self, number: u64) -> Result<Value, GithubError> {
+        self.read_pull(number).await
+    }
+
+    async fn read_pull<T: serde::de::DeserializeOwned>(
+        &self,
+        number: u64,
+    ) -> Result<T, GithubError> {
         let what = format!(
             "read pull request #{number} of {}/{}",
             self.owner, self.repo
