@@ -11,11 +11,11 @@ use futures_util::stream::LocalBoxStream;
 use futures_util::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, LogParams, PostParams, WatchEvent, WatchParams};
 use kube_access::{Cluster, kube_error, one_line};
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the runner needs from the cluster, in one namespace: the seam its step logic is tested
 /// on (`KubeJobs` is the real one, on the kube client).
@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 #[allow(async_fn_in_trait)]
 pub trait Jobs {
     async fn create(&self, job: &Job) -> Result<(), ClusterError>;
-    /// Pods matching a label selector.
-    async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError>;
-    async fn pod(&self, name: &str) -> Result<Pod, ClusterError>;
+    /// Every state of the pods matching a label selector, as it changes (the current ones
+    /// first), until dropped; a deleted pod is `NotFound`.
+    async fn watch_pods(&self, selector: &str) -> Result<PodStates, ClusterError>;
     /// A container's log, followed, line by line.
     async fn log(
         &self,
@@ -35,6 +35,9 @@ pub trait Jobs {
     /// Deletes a Job and, in the background, its pods.
     async fn delete(&self, name: &str) -> Result<(), ClusterError>;
 }
+
+/// The states of a Job's pods, as they change.
+pub type PodStates = LocalBoxStream<'static, Result<Pod, ClusterError>>;
 
 /// The cluster's answers the runner acts on.
 #[derive(Debug, thiserror::Error)]
@@ -86,16 +89,46 @@ impl Jobs for KubeJobs {
         Ok(())
     }
 
-    async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError> {
-        Ok(self
-            .pods
-            .list(&ListParams::default().labels(selector))
-            .await?
-            .items)
-    }
-
-    async fn pod(&self, name: &str) -> Result<Pod, ClusterError> {
-        Ok(self.pods.get(name).await?)
+    /// One watch after another (the server ends each within `WATCH_SECONDS`), each from
+    /// resource version 0, so it starts with the pods as they are.
+    async fn watch_pods(&self, selector: &str) -> Result<PodStates, ClusterError> {
+        type Watch = LocalBoxStream<'static, kube::Result<WatchEvent<Pod>>>;
+        let params = WatchParams::default()
+            .labels(selector)
+            .timeout(kube_access::WATCH_SECONDS);
+        let first: Watch = self.pods.watch(&params, "0").await?.boxed_local();
+        let api = self.pods.clone();
+        Ok(futures_util::stream::unfold(
+            (api, params, Some(first)),
+            |(api, params, mut current)| async move {
+                loop {
+                    let watch = match current.take() {
+                        Some(w) => w,
+                        None => match api.watch(&params, "0").await {
+                            Ok(w) => w.boxed_local(),
+                            Err(e) => return Some((Err(e.into()), (api, params, None))),
+                        },
+                    };
+                    let mut watch = watch;
+                    let item = match watch.next().await {
+                        // The server ended this watch: open the next one.
+                        None | Some(Ok(WatchEvent::Error(_))) => continue,
+                        Some(Ok(WatchEvent::Bookmark(_))) => {
+                            current = Some(watch);
+                            continue;
+                        }
+                        Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => Ok(p),
+                        Some(Ok(WatchEvent::Deleted(p))) => Err(ClusterError::NotFound(format!(
+                            "pod {} was deleted",
+                            p.metadata.name.unwrap_or_default()
+                        ))),
+                        Some(Err(e)) => Err(e.into()),
+                    };
+                    return Some((item, (api, params, Some(watch))));
+                }
+            },
+        )
+        .boxed_local())
     }
 
     async fn log(
@@ -263,25 +296,35 @@ async fn follow(
         .write(reports)
         .context("write the reports received")?;
     // The log ends when the container exits; its status follows shortly.
-    let started = Instant::now();
-    loop {
-        let p = jobs.pod(&pod).await.map_err(|e| match e {
-            ClusterError::NotFound(_) => anyhow::anyhow!(
-                "the suite's pod {pod} was deleted before it finished (by the Job's deadline, or by hand)"
-            ),
-            ClusterError::Other(m) => anyhow::anyhow!("read the pod {pod}: {m}"),
-        })?;
-        if let Some(code) = suite_status(&p)
-            .and_then(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code))
-        {
-            return Ok(Some(code));
+    let mut states = jobs
+        .watch_pods(&selector)
+        .await
+        .map_err(|e| anyhow::anyhow!("watch the pod {pod}: {e}"))?;
+    let exit = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(state) = states.next().await {
+            let p = state.map_err(|e| match e {
+                ClusterError::NotFound(_) => anyhow::anyhow!(
+                    "the suite's pod {pod} was deleted before it finished (by the Job's deadline, or by hand)"
+                ),
+                ClusterError::Other(m) => anyhow::anyhow!("read the pod {pod}: {m}"),
+            })?;
+            if p.metadata.name.as_deref() != Some(pod.as_str()) {
+                continue;
+            }
+            if let Some(code) = suite_status(&p)
+                .and_then(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code))
+            {
+                return Ok(code);
+            }
         }
-        if started.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!(
-                "the suite's log ended but its container {pod}/{SUITE} has not terminated after 60s"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        anyhow::bail!("the watch of the pod {pod} ended")
+    })
+    .await;
+    match exit {
+        Ok(code) => Ok(Some(code?)),
+        Err(_) => anyhow::bail!(
+            "the suite's log ended but its container {pod}/{SUITE} has not terminated after 60s"
+        ),
     }
 }
 
@@ -294,17 +337,24 @@ fn suite_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus>
         .find(|c| c.name == SUITE)
 }
 
-/// The pod's name once the suite's container runs (or already ended). Fails at once when the
-/// pod cannot get there, quoting the reason. Polls every 250 ms (a pod starts once; a watch
-/// buys nothing here), printing each new state.
+/// The pod's name once the suite's container runs (or already ended), from a watch of the
+/// Job's pods. Fails at once when the pod cannot get there, quoting the reason; prints each new
+/// state.
 async fn wait_started(jobs: &impl Jobs, selector: &str, job: &str) -> anyhow::Result<String> {
     let mut last = String::new();
-    loop {
-        let list = jobs
-            .pods(selector)
-            .await
-            .map_err(|e| anyhow::anyhow!("list the pods of job {job}: {e}"))?;
-        if let Some(p) = list.first() {
+    let mut states = jobs
+        .watch_pods(selector)
+        .await
+        .map_err(|e| anyhow::anyhow!("watch the pods of job {job}: {e}"))?;
+    while let Some(state) = states.next().await {
+        let p = match state {
+            Ok(p) => p,
+            // A pod the Job replaces: wait for the next.
+            Err(ClusterError::NotFound(_)) => continue,
+            Err(ClusterError::Other(m)) => anyhow::bail!("watch the pods of job {job}: {m}"),
+        };
+        {
+            let p = &p;
             let name = p.metadata.name.clone().unwrap_or_default();
             let status = p.status.clone().unwrap_or_default();
             for init in status.init_container_statuses.iter().flatten() {
@@ -355,8 +405,8 @@ async fn wait_started(jobs: &impl Jobs, selector: &str, job: &str) -> anyhow::Re
                 );
             }
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    anyhow::bail!("the watch of job {job}'s pods ended before the suite started")
 }
 
 /// Smoke checks through the API server's service proxy:

@@ -238,7 +238,7 @@ impl Resource for AcceptanceRun {
         let reference = store.repository.pinned(&digest);
         let s = &outcome.summary;
         let mut metadata = Metadata::new()
-            .with("result", if outcome.passed { "passed" } else { "failed" })
+            .with("result", if outcome.passed() { "passed" } else { "failed" })
             .with(
                 "scenarios",
                 format!(
@@ -259,7 +259,7 @@ impl Resource for AcceptanceRun {
             );
         }
         tracing::info!("reports stored as {reference}");
-        if !outcome.passed {
+        if !outcome.passed() {
             anyhow::bail!("{}; reports: {reference}", outcome.verdict);
         }
         Ok(Response::new(Version {

@@ -4,6 +4,7 @@
 
 use crate::smoke;
 use crate::{PutParams, inside};
+use anyhow::Context as _;
 use protocol::duration::parse as parse_duration;
 use protocol::{Context, FieldError};
 use std::path::{Path, PathBuf};
@@ -44,20 +45,35 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub strict: bool,
-    pub runner: crate::Runner,
-    /// `docker`: the image reference.
-    pub image: Option<String>,
-    pub network: Option<String>,
-    /// Whether `command` was given (docker: otherwise the image's own command runs).
-    pub command_given: bool,
-    pub docker_host: Option<String>,
-    /// `kubernetes`: the cluster, the namespace, the gateway's Service and the reporter's image.
-    pub cluster: Option<kube_access::Access>,
-    pub namespace: Option<String>,
-    pub gateway_service: Option<String>,
-    pub reporter_image: Option<String>,
-    /// Names the Job: the build id, or the time.
+    /// Where the suite runs, with what only that runner needs.
+    pub runner: Runner,
+    /// Names the Job and the container: the build id, or the time.
     pub run_id: String,
+}
+
+/// Where the suite runs. Each runner carries its own fields, so a field of one runner cannot
+/// be read (or forgotten) by another.
+#[derive(Debug)]
+pub enum Runner {
+    /// `command` in `dir`, in this resource's container.
+    Local,
+    /// A container of `image` on the worker's Docker; `command` replaces the image's own only
+    /// when it was given.
+    Docker {
+        image: String,
+        network: Option<String>,
+        command_given: bool,
+        docker_host: Option<String>,
+    },
+    /// A Job in the test environment's namespace; smoke may go through the API server's proxy
+    /// to `gateway_service`.
+    Kubernetes {
+        image: String,
+        cluster: kube_access::Access,
+        namespace: String,
+        gateway_service: Option<String>,
+        reporter_image: String,
+    },
 }
 
 impl Plan {
@@ -179,13 +195,7 @@ impl Plan {
                 format!("http://{}", p.gateway_service.as_deref().unwrap_or(""))
             }
             (Some(u), None) => u.clone(),
-            (None, Some(f)) => protocol::paths::read_text(
-                sources,
-                &inside(sources, f, "params.gateway_url_file")?,
-                "params.gateway_url_file",
-            )?
-            .trim()
-            .to_owned(),
+            (None, Some(f)) => protocol::paths::param_text(sources, f, "params.gateway_url_file")?,
             (None, None) => {
                 return Err(FieldError::missing(
                     "params.gateway_url",
@@ -257,7 +267,23 @@ impl Plan {
                 .into());
             }
         }
-        let command_given = !p.command.is_empty();
+        let runner = match p.runner {
+            crate::Runner::Local => Runner::Local,
+            crate::Runner::Docker => Runner::Docker {
+                image: image.unwrap_or_default(),
+                network: p.network,
+                command_given: !p.command.is_empty(),
+                docker_host: ctx.env("DOCKER_HOST").map(str::to_owned),
+            },
+            // All checked above: a cluster, a valid namespace, the reporter's image.
+            crate::Runner::Kubernetes => Runner::Kubernetes {
+                image: image.unwrap_or_default(),
+                cluster: cluster.context("runner: kubernetes without a cluster")?,
+                namespace: namespace.unwrap_or_default(),
+                gateway_service: p.gateway_service,
+                reporter_image: p.reporter_image.unwrap_or_default(),
+            },
+        };
         let run_id = ctx.build.id.clone().unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -265,16 +291,8 @@ impl Plan {
                 .unwrap_or_default()
         });
         Ok(Self {
-            cluster,
-            namespace,
-            gateway_service: p.gateway_service,
-            reporter_image: p.reporter_image,
             run_id,
-            runner: p.runner,
-            image,
-            network: p.network,
-            command_given,
-            docker_host: ctx.env("DOCKER_HOST").map(str::to_owned),
+            runner,
             gateway,
             smoke: p.smoke,
             smoke_timeout: duration(

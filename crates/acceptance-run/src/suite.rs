@@ -10,17 +10,93 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-pub use crate::plan::{DEFAULT_COMMAND, Plan, expand};
+pub use crate::plan::{DEFAULT_COMMAND, Plan, Runner, expand};
 
 /// What a run produced.
 #[derive(Debug)]
 pub struct Outcome {
     pub summary: Summary,
-    pub passed: bool,
-    /// One line: why it failed, or that it passed.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// (file name, bytes) to store.
     pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Passed
+    }
+}
+
+/// How a run ended; its `Display` is the one line the step prints (and `summary.json` keeps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// Smoke checks that never passed (name, last problem); the suite did not run.
+    SmokeFailed(Vec<(String, String)>),
+    TimedOut(std::time::Duration),
+    UnreadableReport(String),
+    NoReport {
+        exit: i32,
+    },
+    NoScenarios {
+        exit: i32,
+        source: String,
+        dir: PathBuf,
+    },
+    /// Scenarios that did not pass, of all, and the first failure.
+    ScenariosFailed {
+        failed: u64,
+        total: u64,
+        first: Option<String>,
+    },
+    /// The reports pass, yet the suite's process failed.
+    ExitedNonZero(i32),
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Passed => f.write_str("passed"),
+            Verdict::SmokeFailed(failures) => {
+                let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
+                let first = failures.first().map_or("", |(_, why)| why.as_str());
+                write!(
+                    f,
+                    "smoke failed for {}: {first}; the suite did not run",
+                    names.join(", ")
+                )
+            }
+            Verdict::TimedOut(t) => write!(
+                f,
+                "the suite ran past its timeout of {} and was stopped",
+                protocol::duration::format(*t)
+            ),
+            Verdict::UnreadableReport(why) => write!(f, "the suite's report cannot be read: {why}"),
+            Verdict::NoReport { exit } => write!(
+                f,
+                "the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {exit})"
+            ),
+            Verdict::NoScenarios { exit, source, dir } => write!(
+                f,
+                "the suite ran no scenario (exit {exit}): its {source} lists none; check where the command looks for feature files (godog: ./features under {})",
+                dir.display()
+            ),
+            Verdict::ScenariosFailed {
+                failed,
+                total,
+                first,
+            } => {
+                write!(f, "{failed} of {total} scenarios did not pass")?;
+                if let Some(first) = first {
+                    write!(f, "; first: {first}")?;
+                }
+                Ok(())
+            }
+            Verdict::ExitedNonZero(code) => {
+                write!(f, "the suite exited with {code} although its reports pass")
+            }
+        }
+    }
 }
 
 pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
@@ -28,21 +104,27 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
         "acceptance-run/",
         env!("CARGO_PKG_VERSION")
     )))?;
-    let cluster = match &plan.cluster {
-        Some(access) if plan.runner == crate::Runner::Kubernetes => Some(
+    let cluster = match &plan.runner {
+        Runner::Kubernetes { cluster, .. } => Some(
             kube_access::Cluster::connect(
-                access,
+                cluster,
                 concat!("acceptance-run/", env!("CARGO_PKG_VERSION")),
             )
             .await?,
         ),
         _ => None,
     };
-    let namespace = plan.namespace.clone().unwrap_or_default();
-    let via = match (&cluster, &plan.gateway_service) {
-        (Some(cluster), Some(service)) => smoke::Via::Proxy {
+    let via = match (&cluster, &plan.runner) {
+        (
+            Some(cluster),
+            Runner::Kubernetes {
+                namespace,
+                gateway_service: Some(service),
+                ..
+            },
+        ) => smoke::Via::Proxy {
             cluster,
-            namespace: &namespace,
+            namespace,
             service,
         },
         _ => smoke::Via::Http {
@@ -52,7 +134,6 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
     };
     let smoke_failures = smoke::run(via, &plan.smoke, plan.smoke_timeout).await;
     if !smoke_failures.is_empty() {
-        let names: Vec<&str> = smoke_failures.iter().map(|(n, _)| n.as_str()).collect();
         let summary = Summary {
             source: "smoke".into(),
             ..Summary::default()
@@ -65,12 +146,7 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
         let json = serde_json::json!({"smoke": smoke_failures.iter().map(|(n, w)| serde_json::json!({"name": n, "problem": w})).collect::<Vec<_>>(), "suite": null});
         return Ok(Outcome {
             summary,
-            passed: false,
-            verdict: format!(
-                "smoke failed for {}: {}; the suite did not run",
-                names.join(", "),
-                smoke_failures[0].1
-            ),
+            verdict: Verdict::SmokeFailed(smoke_failures),
             files: vec![
                 ("summary.md".into(), md.into_bytes()),
                 ("summary.json".into(), serde_json::to_vec_pretty(&json)?),
@@ -79,28 +155,30 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
     }
 
     let reports_dir = tempfile::tempdir().context("a directory for the reports")?;
-    let status = match plan.runner {
-        crate::Runner::Local => run_local(plan, reports_dir.path(), ctx).await?,
-        crate::Runner::Docker => {
-            let image = plan.image.clone().unwrap_or_default();
+    let status = match &plan.runner {
+        Runner::Local => run_local(plan, reports_dir.path(), ctx).await?,
+        Runner::Docker {
+            image,
+            network,
+            command_given,
+            docker_host,
+        } => {
             tracing::info!("running the suite in a container of {image}");
-            let docker = crate::docker::connect(plan.docker_host.as_deref()).await?;
+            let docker = crate::docker::connect(docker_host.as_deref()).await?;
             let mut env = vec![
                 format!("API_GATEWAY_URL={}", plan.gateway),
                 "REPORTS_DIR=/reports".to_owned(),
             ];
             let expand = |a: &str| expand(a, "/reports", &plan.gateway);
             env.extend(plan.env.iter().map(|(k, v)| format!("{k}={}", expand(v))));
-            let cmd = plan
-                .command_given
-                .then(|| plan.command.iter().map(|a| expand(a)).collect());
+            let cmd = command_given.then(|| plan.command.iter().map(|a| expand(a)).collect());
             crate::docker::run(
                 &docker,
                 crate::docker::Suite {
                     image: image.clone(),
                     cmd,
                     env,
-                    network: plan.network.clone(),
+                    network: network.clone(),
                     timeout: plan.timeout,
                 },
                 reports_dir.path(),
@@ -109,7 +187,12 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
             .await?
             .map(|c| c as i32)
         }
-        crate::Runner::Kubernetes => {
+        Runner::Kubernetes {
+            image,
+            namespace,
+            reporter_image,
+            ..
+        } => {
             let Some(cluster) = &cluster else {
                 anyhow::bail!("runner: kubernetes without a cluster");
             };
@@ -120,10 +203,10 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
             let expand = |a: &str| expand(a, "/reports", &plan.gateway);
             env.extend(plan.env.iter().map(|(k, v)| (k.clone(), expand(v))));
             let spec = crate::kubernetes::JobSpec {
-                namespace: &namespace,
+                namespace,
                 name: job_name(&plan.run_id),
-                image: plan.image.as_deref().unwrap_or(""),
-                reporter_image: plan.reporter_image.as_deref().unwrap_or(""),
+                image,
+                reporter_image,
                 command: plan.command.iter().map(|a| expand(a)).collect(),
                 env,
                 timeout: plan.timeout,
@@ -150,7 +233,7 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
                     }
                 }
             });
-            let jobs = crate::kubernetes::KubeJobs::new(cluster, &namespace);
+            let jobs = crate::kubernetes::KubeJobs::new(cluster, namespace);
             crate::kubernetes::run(&jobs, &spec, reports_dir.path()).await?
         }
     };
@@ -195,48 +278,34 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
     }
     let passed_reports = summary.passed(plan.strict);
     let verdict = match status {
-        None => format!(
-            "the suite ran past its timeout of {} and was stopped",
-            protocol::duration::format(plan.timeout)
-        ),
+        None => Verdict::TimedOut(plan.timeout),
         Some(_) if summary.source == "unreadable report" => {
-            format!(
-                "the suite's report cannot be read: {}",
-                unreadable.clone().unwrap_or_default()
-            )
+            Verdict::UnreadableReport(unreadable.clone().unwrap_or_default())
         }
-        Some(code) if summary.source == "no report" => {
-            format!("the suite wrote no cucumber.json or junit.xml in $REPORTS_DIR (exit {code})")
-        }
-        Some(code) if summary.scenarios.total() == 0 => format!(
-            "the suite ran no scenario (exit {code}): its {} lists none; check where the command looks for feature files (godog: ./features under {})",
-            summary.source,
-            plan.dir.display()
-        ),
-        Some(_) if !passed_reports => {
-            let first = summary
+        Some(exit) if summary.source == "no report" => Verdict::NoReport { exit },
+        Some(exit) if summary.scenarios.total() == 0 => Verdict::NoScenarios {
+            exit,
+            source: summary.source.clone(),
+            dir: plan.dir.clone(),
+        },
+        Some(_) if !passed_reports => Verdict::ScenariosFailed {
+            failed: summary.scenarios.total() - summary.scenarios.passed,
+            total: summary.scenarios.total(),
+            first: summary
                 .failures
                 .first()
-                .map(|f| format!("; first: {} / {}: {}", f.feature, f.scenario, f.message))
-                .unwrap_or_default();
-            format!(
-                "{} of {} scenarios did not pass{first}",
-                summary.scenarios.total() - summary.scenarios.passed,
-                summary.scenarios.total()
-            )
-        }
-        Some(code) if code != 0 => {
-            format!("the suite exited with {code} although its reports pass")
-        }
-        Some(_) => "passed".to_owned(),
+                .map(|f| format!("{} / {}: {}", f.feature, f.scenario, f.message)),
+        },
+        Some(code) if code != 0 => Verdict::ExitedNonZero(code),
+        Some(_) => Verdict::Passed,
     };
-    let passed = verdict == "passed";
+    let passed = verdict == Verdict::Passed;
     let md = reports::markdown(&summary, plan.strict, "Acceptance");
     files.push(("summary.md".into(), md.into_bytes()));
     files.push((
         "summary.json".into(),
         serde_json::to_vec_pretty(
-            &serde_json::json!({"passed": passed, "verdict": verdict, "summary": summary}),
+            &serde_json::json!({"passed": passed, "verdict": verdict.to_string(), "summary": summary}),
         )?,
     ));
     tracing::info!(
@@ -249,7 +318,6 @@ pub async fn run(plan: &Plan, ctx: &Context) -> anyhow::Result<Outcome> {
     );
     Ok(Outcome {
         summary,
-        passed,
         verdict,
         files,
     })

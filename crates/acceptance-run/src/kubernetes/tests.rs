@@ -49,25 +49,19 @@ fn exited(code: i32) -> Pod {
     )
 }
 
-/// A scripted cluster: successive answers to `pods` and `pod` (the last one repeats).
+/// A scripted cluster: the pod states the first watch shows (`lists`, flattened), then those
+/// the second shows (`gets`, an `Err` being the pod's deletion); each watch then stays open
+/// with nothing new, as a real one does.
 #[derive(Default)]
 struct Script {
     create: RefCell<Option<ClusterError>>,
     lists: RefCell<VecDeque<Vec<Pod>>>,
     gets: RefCell<VecDeque<Result<Pod, String>>>,
+    watches: RefCell<usize>,
     log: Vec<String>,
     delete_fails: bool,
     created: RefCell<Vec<Job>>,
     deleted: RefCell<Vec<String>>,
-}
-
-fn next<T: Clone>(q: &RefCell<VecDeque<T>>) -> T {
-    let mut q = q.borrow_mut();
-    if q.len() > 1 {
-        q.pop_front().unwrap()
-    } else {
-        q.front().cloned().unwrap()
-    }
 }
 
 impl Jobs for Script {
@@ -78,11 +72,31 @@ impl Jobs for Script {
         self.created.borrow_mut().push(job.clone());
         Ok(())
     }
-    async fn pods(&self, _selector: &str) -> Result<Vec<Pod>, ClusterError> {
-        Ok(next(&self.lists))
-    }
-    async fn pod(&self, _name: &str) -> Result<Pod, ClusterError> {
-        next(&self.gets).map_err(ClusterError::NotFound)
+    async fn watch_pods(&self, _selector: &str) -> Result<PodStates, ClusterError> {
+        let n = {
+            let mut w = self.watches.borrow_mut();
+            *w += 1;
+            *w
+        };
+        let states: Vec<Result<Pod, ClusterError>> = if n == 1 {
+            self.lists
+                .borrow()
+                .iter()
+                .flatten()
+                .cloned()
+                .map(Ok)
+                .collect()
+        } else {
+            self.gets
+                .borrow()
+                .iter()
+                .cloned()
+                .map(|g| g.map_err(ClusterError::NotFound))
+                .collect()
+        };
+        Ok(futures_util::stream::iter(states)
+            .chain(futures_util::stream::pending())
+            .boxed_local())
     }
     async fn log(
         &self,
