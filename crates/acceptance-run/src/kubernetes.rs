@@ -11,7 +11,7 @@ use futures_util::stream::LocalBoxStream;
 use futures_util::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, LogParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, LogParams, PostParams, WatchParams};
 use kube_access::{Cluster, kube_error, one_line};
 use serde_json::json;
 use std::path::Path;
@@ -37,7 +37,78 @@ pub trait Jobs {
 }
 
 /// The states of a Job's pods, as they change.
-pub type PodStates = LocalBoxStream<'static, Result<Pod, ClusterError>>;
+pub type PodStates = LocalBoxStream<'static, Result<PodState, ClusterError>>;
+
+/// One line of a watch: `{"type": "ADDED", "object": {...}}`.
+#[derive(Debug, serde::Deserialize)]
+struct WatchLine {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    object: PodState,
+}
+
+/// What the runner reads of a pod: its name, phase and message, and each container's state.
+/// Our own few fields rather than k8s-openapi's `Pod`, whose full deserializer (instantiated
+/// once more for watch events) weighed over a megabyte in the image.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PodState {
+    #[serde(default)]
+    pub metadata: PodMeta,
+    #[serde(default)]
+    pub status: Option<PodStatus>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PodMeta {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub container_statuses: Option<Vec<ContainerStatus>>,
+    #[serde(default)]
+    pub init_container_statuses: Option<Vec<ContainerStatus>>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ContainerStatus {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub state: Option<ContainerState>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ContainerState {
+    #[serde(default)]
+    pub waiting: Option<Waiting>,
+    #[serde(default)]
+    pub running: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub terminated: Option<Terminated>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Waiting {
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Terminated {
+    pub exit_code: i32,
+}
 
 /// The cluster's answers the runner acts on.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +132,8 @@ impl From<kube::Error> for ClusterError {
 #[derive(Clone)]
 pub struct KubeJobs {
     jobs: Api<Job>,
-    pods: Api<Pod>,
+    client: kube::Client,
+    namespace: String,
     log_pods: Api<Pod>,
 }
 
@@ -75,7 +147,8 @@ impl KubeJobs {
     pub fn new(cluster: &Cluster, namespace: &str) -> Self {
         Self {
             jobs: Api::namespaced(cluster.client.clone(), namespace),
-            pods: Api::namespaced(cluster.client.clone(), namespace),
+            client: cluster.client.clone(),
+            namespace: namespace.to_owned(),
             // A suite may print nothing for minutes: its log has no read timeout (the step's
             // timeout bounds it).
             log_pods: Api::namespaced(cluster.streaming.clone(), namespace),
@@ -92,39 +165,61 @@ impl Jobs for KubeJobs {
     /// One watch after another (the server ends each within `WATCH_SECONDS`), each from
     /// resource version 0, so it starts with the pods as they are.
     async fn watch_pods(&self, selector: &str) -> Result<PodStates, ClusterError> {
-        type Watch = LocalBoxStream<'static, kube::Result<WatchEvent<Pod>>>;
+        // The raw stream, one JSON event per line, read like the log: kube's typed watch
+        // decoding adds half a megabyte to the image for the same result.
+        type Watch = LocalBoxStream<'static, Result<WatchLine, ClusterError>>;
         let params = WatchParams::default()
             .labels(selector)
             .timeout(kube_access::WATCH_SECONDS);
-        let first: Watch = self.pods.watch(&params, "0").await?.boxed_local();
-        let api = self.pods.clone();
+        let request =
+            kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", self.namespace));
+        let open = move |client: kube::Client,
+                         request: kube::core::Request,
+                         params: WatchParams| async move {
+            let req = request
+                .watch(&params, "0")
+                .map_err(|e| ClusterError::Other(format!("build the watch of the pods: {e}")))?;
+            let reader = client.request_stream(req).await?;
+            let lines = reader.lines().map(|line| {
+                let line = line.map_err(|e| ClusterError::Other(format!("read the watch: {e}")))?;
+                serde_json::from_str::<WatchLine>(&line)
+                    .map_err(|e| ClusterError::Other(format!("a watch event is not JSON: {e}")))
+            });
+            Ok::<Watch, ClusterError>(lines.boxed_local())
+        };
+        let first = open(self.client.clone(), request.clone(), params.clone()).await?;
+        let client = self.client.clone();
         Ok(futures_util::stream::unfold(
-            (api, params, Some(first)),
-            |(api, params, mut current)| async move {
+            (client, request, params, Some(first)),
+            move |(client, request, params, mut current)| async move {
                 loop {
                     let watch = match current.take() {
                         Some(w) => w,
-                        None => match api.watch(&params, "0").await {
-                            Ok(w) => w.boxed_local(),
-                            Err(e) => return Some((Err(e.into()), (api, params, None))),
+                        None => match open(client.clone(), request.clone(), params.clone()).await {
+                            Ok(w) => w,
+                            Err(e) => return Some((Err(e), (client, request, params, None))),
                         },
                     };
                     let mut watch = watch;
                     let item = match watch.next().await {
-                        // The server ended this watch: open the next one.
-                        None | Some(Ok(WatchEvent::Error(_))) => continue,
-                        Some(Ok(WatchEvent::Bookmark(_))) => {
-                            current = Some(watch);
-                            continue;
-                        }
-                        Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => Ok(p),
-                        Some(Ok(WatchEvent::Deleted(p))) => Err(ClusterError::NotFound(format!(
-                            "pod {} was deleted",
-                            p.metadata.name.unwrap_or_default()
-                        ))),
-                        Some(Err(e)) => Err(e.into()),
+                        // The server ended this watch (or said it expired): open the next one.
+                        None => continue,
+                        Some(Ok(event)) => match event.kind.as_str() {
+                            "ADDED" | "MODIFIED" => Ok(event.object),
+                            "DELETED" => Err(ClusterError::NotFound(format!(
+                                "pod {} was deleted",
+                                event.object.metadata.name.unwrap_or_default()
+                            ))),
+                            "ERROR" => continue,
+                            // BOOKMARK, and anything newer.
+                            _ => {
+                                current = Some(watch);
+                                continue;
+                            }
+                        },
+                        Some(Err(e)) => Err(e),
                     };
-                    return Some((item, (api, params, Some(watch))));
+                    return Some((item, (client, request, params, Some(watch))));
                 }
             },
         )
@@ -328,7 +423,7 @@ async fn follow(
     }
 }
 
-fn suite_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+fn suite_status(p: &PodState) -> Option<&ContainerStatus> {
     p.status
         .as_ref()?
         .container_statuses

@@ -21,28 +21,28 @@ fn spec(timeout: Duration) -> JobSpec<'static> {
     }
 }
 
-fn pod(status: serde_json::Value) -> Pod {
+fn pod(status: serde_json::Value) -> PodState {
     serde_json::from_value(
         json!({"metadata": {"name": "acceptance-42-1a2b-x7k2q"}, "status": status}),
     )
     .unwrap()
 }
 
-fn waiting(reason: &str, message: &str) -> Pod {
+fn waiting(reason: &str, message: &str) -> PodState {
     pod(
         json!({"phase": "Pending", "containerStatuses": [{"name": "suite", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
                "state": {"waiting": {"reason": reason, "message": message}}}]}),
     )
 }
 
-fn running() -> Pod {
+fn running() -> PodState {
     pod(
         json!({"phase": "Running", "containerStatuses": [{"name": "suite", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
                "state": {"running": {}}}]}),
     )
 }
 
-fn exited(code: i32) -> Pod {
+fn exited(code: i32) -> PodState {
     pod(
         json!({"phase": if code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{"name": "suite", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
                "state": {"terminated": {"exitCode": code}}}]}),
@@ -55,8 +55,8 @@ fn exited(code: i32) -> Pod {
 #[derive(Default)]
 struct Script {
     create: RefCell<Option<ClusterError>>,
-    lists: RefCell<VecDeque<Vec<Pod>>>,
-    gets: RefCell<VecDeque<Result<Pod, String>>>,
+    lists: RefCell<VecDeque<Vec<PodState>>>,
+    gets: RefCell<VecDeque<Result<PodState, String>>>,
     watches: RefCell<usize>,
     log: Vec<String>,
     delete_fails: bool,
@@ -78,7 +78,7 @@ impl Jobs for Script {
             *w += 1;
             *w
         };
-        let states: Vec<Result<Pod, ClusterError>> = if n == 1 {
+        let states: Vec<Result<PodState, ClusterError>> = if n == 1 {
             self.lists
                 .borrow()
                 .iter()
