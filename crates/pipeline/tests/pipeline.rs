@@ -50,6 +50,19 @@ fn the_committed_pipeline_passes_the_checker() {
     );
 }
 
+/// A type the workers provide is allowed by name (`--allow-type`), and only that one.
+#[test]
+fn types_from_elsewhere_can_be_allowed_by_name() {
+    let yaml = "resources:\n- name: a\n  type: slack-notification\n- name: b\n  type: gcr-image\njobs:\n- name: j\n  plan:\n  - get: a\n  - get: b\n";
+    let ctx = Context {
+        allowed_types: ["slack-notification".to_owned()].into_iter().collect(),
+        ..Context::default()
+    };
+    let found: Vec<String> = check(yaml, &ctx).into_iter().map(|f| f.message).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("unknown type \"gcr-image\""), "{found:?}");
+}
+
 /// The demo's sample system renders with the same renderer; its pipeline passes too (with
 /// every project rule: the task files it names are this repository's).
 #[test]
