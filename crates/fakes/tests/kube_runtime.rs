@@ -190,6 +190,37 @@ fn deployments_run_as_containers_that_reach_each_other_by_service_name() {
             .any(|l| l.contains(fields[0]) && l.contains("1/1") && l.contains("Running")),
         "{table}"
     );
+    // The API server's pod proxy reaches one pod itself (a canary's checks go this way): on the
+    // port given, or on the first port its containers declare.
+    let user_pod = c.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "sample",
+        "-l",
+        "app=user-service",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    for target in [format!("{user_pod}:8080"), user_pod.clone()] {
+        let health = c.ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/sample/pods/{target}/proxy/health"),
+        ]);
+        assert!(health.contains("\"status\":\"ok\""), "{target}: {health}");
+    }
+    let gone = c.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/sample/pods/no-such-pod:8080/proxy/health",
+    ]);
+    assert_ne!(gone.code, 0);
+    assert!(
+        gone.stderr.contains("NotFound") || gone.stderr.contains("not found"),
+        "{}",
+        gone.stderr
+    );
     // The pod's log is the container's output.
     let logs = c.ok(&["logs", fields[0], "-n", "sample"]);
     assert!(logs.contains("GET /users/1 200"), "{logs}");

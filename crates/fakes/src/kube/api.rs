@@ -202,6 +202,11 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
         {
             service_proxy(&world, &target, name, method, &parts.uri, &path, body).await
         }
+        (method, Some(name))
+            if target.sub.as_deref() == Some("proxy") && target.resource.plural == "pods" =>
+        {
+            pod_proxy(&world, &target, name, method, &parts.uri, &path, body).await
+        }
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(world, target, q).await
         }
@@ -921,9 +926,74 @@ async fn service_proxy(
         Err((404, m)) => return status(404, &m, "NotFound", Some((service, t.resource))),
         Err((code, m)) => return status(code, &m, "ServiceUnavailable", None),
     };
-    let marker = format!("/services/{name}/proxy");
+    forward(
+        &runtime,
+        &endpoint,
+        &format!("/services/{name}/proxy"),
+        method,
+        uri,
+        path,
+        body,
+    )
+    .await
+}
+
+/// `pods/NAME[:PORT]/proxy/PATH`: the request forwarded to the pod itself (container runtime
+/// only), on PORT or, as the API server does, the first port a container declares.
+async fn pod_proxy(
+    world: &Shared,
+    t: &Target,
+    name: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+    path: &str,
+    body: Bytes,
+) -> Response {
+    let (pod, port) = match name.split_once(':') {
+        Some((p, port)) => (p, Some(port)),
+        None => (name, None),
+    };
+    let runtime = super::lock(world).runtime.clone();
+    let Some(runtime) = runtime else {
+        return status(
+            503,
+            &format!(
+                "pod \"{pod}\" is not reachable (the fake runs pods as containers only when started with Docker)"
+            ),
+            "ServiceUnavailable",
+            None,
+        );
+    };
+    let endpoint = match super::runtime::Runtime::pod_endpoint(world, &t.namespace, pod, port) {
+        Ok(e) => e,
+        Err((404, m)) => return status(404, &m, "NotFound", Some((pod, t.resource))),
+        Err((code, m)) => return status(code, &m, "ServiceUnavailable", None),
+    };
+    forward(
+        &runtime,
+        &endpoint,
+        &format!("/pods/{name}/proxy"),
+        method,
+        uri,
+        path,
+        body,
+    )
+    .await
+}
+
+/// Sends the request on to `endpoint` (`IP:PORT`), the path being what follows `marker`, and
+/// passes the answer back as it came.
+async fn forward(
+    runtime: &super::runtime::Runtime,
+    endpoint: &str,
+    marker: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+    path: &str,
+    body: Bytes,
+) -> Response {
     let rest = path
-        .split_once(&marker)
+        .split_once(marker)
         .map(|(_, r)| r)
         .filter(|r| !r.is_empty())
         .unwrap_or("/");

@@ -12,8 +12,8 @@
 //!   to completion in order first; `restartPolicy` maps onto Docker's restart policy, so a
 //!   crashing container of a Deployment shows `CrashLoopBackOff` with its restart count.
 //! - Pod status (phase, podIP, container states, Ready with `readinessProbe` httpGet/tcpSocket)
-//!   is read back from the daemon every tick; `pods/log` streams the container's output and
-//!   `services/proxy` forwards to a ready pod (see `api`).
+//!   is read back from the daemon every tick; `pods/log` streams the container's output,
+//!   `services/proxy` forwards to a ready pod and `pods/proxy` to the pod itself (see `api`).
 //! - Everything is labelled with the fake's prefix and removed when the fake stops (or when its
 //!   pod or namespace is deleted).
 //!
@@ -779,6 +779,44 @@ impl Runtime {
             "{}:{target}",
             pod["status"]["podIP"].as_str().unwrap_or("")
         ))
+    }
+
+    /// `IP:PORT` of a pod for the API server's pod proxy: PORT as given (a number), else the
+    /// first port its containers declare (the API server's rule).
+    pub fn pod_endpoint(
+        world: &Shared,
+        namespace: &str,
+        name: &str,
+        port: Option<&str>,
+    ) -> Result<String, (u16, String)> {
+        let pod_r = resources::find("", "v1", "pods").expect("served");
+        let w = lock(world);
+        let Some(pod) = w.store.get(&key(pod_r, namespace, name)) else {
+            return Err((404, store::not_found(pod_r, name)));
+        };
+        let Some(ip) = pod["status"]["podIP"].as_str() else {
+            return Err((503, format!("pod \"{name}\" has no IP address yet")));
+        };
+        let port = match port {
+            Some(p) if p.parse::<u16>().is_ok() => p.to_owned(),
+            Some(p) => {
+                return Err((
+                    503,
+                    format!(
+                        "error trying to reach service: dial tcp: address {ip}:{p}: unknown port"
+                    ),
+                ));
+            }
+            None => pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+                .find_map(|p| p["containerPort"].as_u64())
+                .unwrap_or(80)
+                .to_string(),
+        };
+        Ok(format!("{ip}:{port}"))
     }
 
     pub fn http(&self) -> &reqwest::Client {
