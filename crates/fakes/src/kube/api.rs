@@ -198,14 +198,10 @@ pub async fn handle(State(world): State<Shared>, request: Request) -> Response {
             pod_log(&world, &target, name, &q)
         }
         (method, Some(name))
-            if target.sub.as_deref() == Some("proxy") && target.resource.plural == "services" =>
+            if target.sub.as_deref() == Some("proxy")
+                && matches!(target.resource.plural, "services" | "pods") =>
         {
-            service_proxy(&world, &target, name, method, &parts.uri, &path, body).await
-        }
-        (method, Some(name))
-            if target.sub.as_deref() == Some("proxy") && target.resource.plural == "pods" =>
-        {
-            pod_proxy(&world, &target, name, method, &parts.uri, &path, body).await
+            proxy(&world, &target, name, method, &parts.uri, &path, body).await
         }
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(world, target, q).await
@@ -895,9 +891,11 @@ fn pod_log(world: &Shared, t: &Target, name: &str, q: &HashMap<String, String>) 
     }
 }
 
-/// `services/NAME[:PORT]/proxy/PATH`: the request forwarded to a ready pod behind the Service
-/// (container runtime only), the answer passed back as it came.
-async fn service_proxy(
+/// `services/NAME[:PORT]/proxy/PATH` (to a ready pod behind the Service) and
+/// `pods/NAME[:PORT]/proxy/PATH` (to the pod itself, on PORT or, as the API server does, the
+/// first port a container declares): the request forwarded (container runtime only), the
+/// answer passed back as it came.
+async fn proxy(
     world: &Shared,
     t: &Target,
     name: &str,
@@ -906,79 +904,37 @@ async fn service_proxy(
     path: &str,
     body: Bytes,
 ) -> Response {
-    let (service, port) = match name.split_once(':') {
-        Some((s, p)) => (s, Some(p)),
+    let (object, port) = match name.split_once(':') {
+        Some((o, p)) => (o, Some(p)),
         None => (name, None),
     };
+    let services = t.resource.plural == "services";
     let runtime = super::lock(world).runtime.clone();
     let Some(runtime) = runtime else {
+        let what = if services {
+            format!("no endpoints available for service \"{object}\"")
+        } else {
+            format!("pod \"{object}\" is not reachable")
+        };
         return status(
             503,
-            &format!(
-                "no endpoints available for service \"{service}\" (the fake runs pods as containers only when started with Docker)"
-            ),
+            &format!("{what} (the fake runs pods as containers only when started with Docker)"),
             "ServiceUnavailable",
             None,
         );
     };
-    let endpoint = match super::runtime::Runtime::endpoint(world, &t.namespace, service, port) {
+    let endpoint = if services {
+        super::runtime::Runtime::endpoint(world, &t.namespace, object, port)
+    } else {
+        super::runtime::Runtime::pod_endpoint(world, &t.namespace, object, port)
+    };
+    let endpoint = match endpoint {
         Ok(e) => e,
-        Err((404, m)) => return status(404, &m, "NotFound", Some((service, t.resource))),
+        Err((404, m)) => return status(404, &m, "NotFound", Some((object, t.resource))),
         Err((code, m)) => return status(code, &m, "ServiceUnavailable", None),
     };
-    forward(
-        &runtime,
-        &endpoint,
-        &format!("/services/{name}/proxy"),
-        method,
-        uri,
-        path,
-        body,
-    )
-    .await
-}
-
-/// `pods/NAME[:PORT]/proxy/PATH`: the request forwarded to the pod itself (container runtime
-/// only), on PORT or, as the API server does, the first port a container declares.
-async fn pod_proxy(
-    world: &Shared,
-    t: &Target,
-    name: &str,
-    method: &Method,
-    uri: &axum::http::Uri,
-    path: &str,
-    body: Bytes,
-) -> Response {
-    let (pod, port) = match name.split_once(':') {
-        Some((p, port)) => (p, Some(port)),
-        None => (name, None),
-    };
-    let runtime = super::lock(world).runtime.clone();
-    let Some(runtime) = runtime else {
-        return status(
-            503,
-            &format!(
-                "pod \"{pod}\" is not reachable (the fake runs pods as containers only when started with Docker)"
-            ),
-            "ServiceUnavailable",
-            None,
-        );
-    };
-    let endpoint = match super::runtime::Runtime::pod_endpoint(world, &t.namespace, pod, port) {
-        Ok(e) => e,
-        Err((404, m)) => return status(404, &m, "NotFound", Some((pod, t.resource))),
-        Err((code, m)) => return status(code, &m, "ServiceUnavailable", None),
-    };
-    forward(
-        &runtime,
-        &endpoint,
-        &format!("/pods/{name}/proxy"),
-        method,
-        uri,
-        path,
-        body,
-    )
-    .await
+    let marker = format!("/{}/{name}/proxy", t.resource.plural);
+    forward(&runtime, &endpoint, &marker, method, uri, path, body).await
 }
 
 /// Sends the request on to `endpoint` (`IP:PORT`), the path being what follows `marker`, and
