@@ -4,17 +4,7 @@
 # sample/role-service:dev (each runs /sample-service ROLE on port 8080).
 set -eu
 
-# The daemon's classic builder (BuildKit's buildx is not installed on our machines) prints a
-# deprecation notice on every build: its output is kept unless the build fails.
-quiet_build() {
-    log=$(mktemp)
-    if ! DOCKER_BUILDKIT=0 "$@" >/dev/null 2>"$log"; then
-        cat "$log" >&2
-        rm -f "$log"
-        exit 1
-    fi
-    rm -f "$log"
-}
+. "$(dirname "$0")/quiet-build.sh"
 
 binary=$1
 root=$(cd "$(dirname "$0")/.." && pwd)

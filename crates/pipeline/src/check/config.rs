@@ -57,20 +57,13 @@ const RESOURCE_TYPE: &[(&str, Kind)] = &[
     ("check_every", Kind::Any),
     ("tags", Kind::StrList),
     ("params", Kind::Map),
+    // Resource types only, not prototypes:
     ("check_setup_error", Kind::Str),
     ("check_error", Kind::Str),
     ("unique_version_history", Kind::Bool),
 ];
-const PROTOTYPE: &[(&str, Kind)] = &[
-    ("name", Kind::Str),
-    ("type", Kind::Str),
-    ("source", Kind::Map),
-    ("defaults", Kind::Map),
-    ("privileged", Kind::Bool),
-    ("check_every", Kind::Any),
-    ("tags", Kind::StrList),
-    ("params", Kind::Map),
-];
+/// A prototype has a resource type's keys but the last three.
+const PROTOTYPE: &[(&str, Kind)] = RESOURCE_TYPE.split_at(RESOURCE_TYPE.len() - 3).0;
 const GROUP: &[(&str, Kind)] = &[
     ("name", Kind::Str),
     ("jobs", Kind::StrList),
