@@ -3,6 +3,7 @@
 //! quoting the container's message, and rolls back on failure when asked. No kubectl, no
 //! gcloud in the image.
 
+pub mod canary;
 pub mod check;
 pub mod cluster;
 pub mod get;

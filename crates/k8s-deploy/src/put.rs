@@ -6,6 +6,7 @@
 //! lists those that exist).
 
 use crate::Version;
+use crate::canary::{self, Canary};
 use crate::cluster::Cluster;
 use crate::source::{Config, PutParams, valid_name};
 use crate::state;
@@ -22,22 +23,25 @@ use crate::namespaces::{delete_namespace, label_value, prune};
 
 /// Everything a deploy will do, read and checked before the first change: a typo in an
 /// `images` entry, a bad manifest or a missing container changes nothing in the cluster.
-struct Plan {
-    namespace: String,
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub namespace: String,
     /// Labels of the ephemeral namespace to create, when asked.
-    ephemeral: Option<Vec<(&'static str, String)>>,
+    pub ephemeral: Option<Vec<(&'static str, String)>>,
     /// Manifests to apply, with the `images` of the Deployments they describe written in.
-    manifests: Vec<(String, Value)>,
+    pub manifests: Vec<(String, Value)>,
     /// `(deployment, container, reference)` for Deployments the manifests do not describe.
-    set_images: Vec<(String, String, String)>,
+    pub set_images: Vec<(String, String, String)>,
     /// The Deployments this deploy changes, in order.
-    planned: Vec<String>,
+    pub planned: Vec<String>,
     /// Their templates before the change (those that existed), for a rollback.
-    previous: Vec<(String, Value)>,
-    timeout: Duration,
-    wait: bool,
-    rollback: bool,
-    force: bool,
+    pub previous: Vec<(String, Value)>,
+    pub timeout: Duration,
+    pub wait: bool,
+    pub rollback: bool,
+    pub force: bool,
+    /// Release through a canary (`canary`).
+    pub canary: Option<Canary>,
 }
 
 pub async fn put(
@@ -54,8 +58,14 @@ pub async fn put(
         Request::Deploy(r) => r,
     };
     let plan = plan(&cluster, request).await?;
-    let touched = apply(&cluster, &plan, ctx).await?;
-    respond(&cluster, config, &plan, &touched).await
+    let (touched, steps) = match &plan.canary {
+        Some(canary) => {
+            let (touched, steps) = canary::release(&cluster, &plan, canary, ctx).await?;
+            (touched, Some(steps))
+        }
+        None => (apply(&cluster, &plan, ctx).await?, None),
+    };
+    respond(&cluster, config, &plan, &touched, steps).await
 }
 
 /// A deploy as read from the request, before the one look at the cluster.
@@ -69,6 +79,7 @@ struct Read {
     wait: bool,
     rollback: bool,
     force: bool,
+    canary: Option<Canary>,
 }
 
 enum Request {
@@ -121,6 +132,7 @@ fn read(
             || explicit_ns.is_some()
             || !params.images.is_empty()
             || !params.manifests.is_empty()
+            || params.canary.is_some()
         {
             return Err(FieldError::new(
                 "params.delete_namespaces_older_than",
@@ -155,7 +167,7 @@ fn read(
         .into());
     }
     if params.delete_namespace {
-        if !params.images.is_empty() || !params.manifests.is_empty() {
+        if !params.images.is_empty() || !params.manifests.is_empty() || params.canary.is_some() {
             return Err(FieldError::new(
                 "params.delete_namespace",
                 "goes alone, with namespace, namespace_file or ephemeral_namespace",
@@ -180,6 +192,20 @@ fn read(
         )
         .into());
     }
+    let canary = match &params.canary {
+        None => None,
+        Some(_) if params.wait == Some(false) => {
+            return Err(FieldError::conflict("params.canary", "params.wait: false").into());
+        }
+        Some(_) if images.is_empty() && manifests.is_empty() => {
+            return Err(FieldError::new(
+                "params.canary",
+                "goes with images or manifests: it releases the Deployments they change",
+            )
+            .into());
+        }
+        Some(c) => Some(Canary::read(c)?),
+    };
     let ephemeral = params.ephemeral_namespace.as_ref().map(|prefix| {
         [
             ("app.kubernetes.io/managed-by", "k8s-deploy".to_owned()),
@@ -211,6 +237,7 @@ fn read(
         wait: params.wait.unwrap_or(true),
         rollback: params.rollback_on_failure,
         force: params.force_conflicts,
+        canary,
     }))
 }
 
@@ -315,7 +342,7 @@ async fn plan(cluster: &Cluster, r: Read) -> anyhow::Result<Plan> {
             previous.push((name, serde_json::to_value(&spec.template)?));
         }
     }
-    Ok(Plan {
+    let plan = Plan {
         namespace,
         ephemeral: r.ephemeral,
         manifests: r.manifests,
@@ -326,12 +353,21 @@ async fn plan(cluster: &Cluster, r: Read) -> anyhow::Result<Plan> {
         wait: r.wait,
         rollback: r.rollback,
         force: r.force,
-    })
+        canary: r.canary,
+    };
+    if let Some(c) = &plan.canary {
+        canary::check_names(c, &plan)?;
+    }
+    Ok(plan)
 }
 
 /// Makes the changes, waits for the rollouts, and rolls back when asked. Returns the
 /// Deployments changed.
-async fn apply(cluster: &Cluster, plan: &Plan, ctx: &Context) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn apply(
+    cluster: &Cluster,
+    plan: &Plan,
+    ctx: &Context,
+) -> anyhow::Result<Vec<String>> {
     let namespace = &plan.namespace;
     if let Some(labels) = &plan.ephemeral {
         let labels: Vec<(&str, String)> = labels.iter().map(|(k, v)| (*k, v.clone())).collect();
@@ -440,6 +476,7 @@ async fn respond(
     config: &Config,
     plan: &Plan,
     touched: &[String],
+    canary_steps: Option<String>,
 ) -> anyhow::Result<Response<Version>> {
     let namespace = plan.namespace.clone();
     let after = state::deployed(cluster, &namespace, &config.deployments).await?;
@@ -448,6 +485,9 @@ async fn respond(
     for d in after.iter().filter(|d| touched.contains(&d.name)) {
         let images: Vec<String> = d.containers.iter().map(|c| c.image.clone()).collect();
         metadata.push(d.name.as_str(), images.join(" "));
+    }
+    if let Some(steps) = canary_steps {
+        metadata.push("canary", steps);
     }
     metadata.push("rolled_out_at", protocol::time::now_rfc3339());
     Ok(Response::new(Version {

@@ -88,6 +88,64 @@ pub struct PutParams {
     /// On failure, restore every touched Deployment's previous template, wait, then fail.
     #[serde(default)]
     pub rollback_on_failure: bool,
+    /// Release the changed Deployments through a canary: steps, checks, a failure budget.
+    #[serde(default)]
+    pub canary: Option<CanaryParams>,
+}
+
+/// `params.canary` as written (see `canary` for what it does).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryParams {
+    /// `{weight: PERCENT}` and `{pause: DURATION}`, in order.
+    #[serde(default)]
+    pub steps: Vec<CanaryStepParam>,
+    /// HTTP checks run on every canary pod through the API server's pod proxy.
+    #[serde(default)]
+    pub checks: Vec<CheckParam>,
+    /// How often the checks run during a pause (default `5s`).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub interval: Option<String>,
+    /// Failed checks tolerated per Deployment before the canary is stopped (default 0).
+    #[serde(default)]
+    pub failure_budget: u32,
+    /// The Deployments released through a canary (default: every one this put changes that
+    /// already runs); the others change with the promotion.
+    #[serde(default, deserialize_with = "protocol::lenient::strings")]
+    pub deployments: Vec<String>,
+}
+
+/// One canary step: exactly one of the two.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryStepParam {
+    /// Canary replicas as a share of the stable replicas, 1 to 100.
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Hold this long, checking, e.g. `30s`.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub pause: Option<String>,
+}
+
+/// One canary check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckParam {
+    /// The Deployment whose canary pods it checks (default: every canaried Deployment).
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub deployment: Option<String>,
+    /// The path to GET, starting with `/`.
+    #[serde(deserialize_with = "protocol::lenient::string")]
+    pub path: String,
+    /// The pod's port (default: the first port its containers declare).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The status the check expects (default 200).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    /// Text the body must contain.
+    #[serde(default, deserialize_with = "protocol::lenient::opt_string")]
+    pub contains: Option<String>,
 }
 
 /// `in` params as written.

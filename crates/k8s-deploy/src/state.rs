@@ -40,6 +40,13 @@ pub async fn deployed(
     let mut out: Vec<Deployed> = list
         .items
         .iter()
+        // A canary (`canary`) is part of a release in progress, not what runs.
+        .filter(|d| {
+            !d.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(crate::canary::CANARY_OF))
+        })
         .filter(|d| {
             names.is_empty()
                 || names

@@ -21,9 +21,10 @@ fn main() -> anyhow::Result<()> {
                 std::fs::read_to_string(root.join("ci/repos.yml")).context("read ci/repos.yml")?;
             let repos = render::repos(&table).map_err(anyhow::Error::msg)?;
             let keys = render::google_keys(&table).map_err(anyhow::Error::msg)?;
+            let production = render::production(&table, &repos).map_err(anyhow::Error::msg)?;
             std::fs::write(
                 root.join("ci/pipeline.yml"),
-                render::pipeline_with(&repos, &keys),
+                render::pipeline_for(&repos, &keys, &production),
             )
             .context("write ci/pipeline.yml")?;
             std::fs::create_dir_all(root.join("ci/k8s"))?;

@@ -31,6 +31,9 @@ pub struct Repo {
     /// The credential name of its deploy key (the team's: `API_GATEWAY_KEY`); when the table
     /// does not say, `NAME_DEPLOY_KEY`.
     pub deploy_key: Option<String>,
+    /// Production releases this service through a canary, checking these paths on the canary
+    /// pods (an empty list: the built-in gates only); `None`: no canary.
+    pub canary: Option<Vec<String>>,
 }
 
 impl Repo {
@@ -103,6 +106,21 @@ pub fn repos(text: &str) -> Result<Vec<Repo>, String> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                canary: match r.get("canary") {
+                    None => None,
+                    Some(c) => Some(
+                        c.items()
+                            .iter()
+                            .map(|p| match p.as_str() {
+                                Some(path) if path.starts_with('/') => Ok(path.to_owned()),
+                                _ => Err(format!(
+                                    "ci/repos.yml:{}: {name}: canary lists paths to check, each starting with /, e.g. [/health]",
+                                    p.line
+                                )),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                },
                 name,
             })
         })
@@ -173,13 +191,63 @@ pub fn google_keys(text: &str) -> Result<GoogleKeys, String> {
     Ok(keys)
 }
 
+/// The production job's settings from the table's top level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Production {
+    /// `deploy_prod_trigger: true`: deploy-prod starts by itself once the promotion PRs are
+    /// open. Accepted only when every service has a `canary`.
+    pub trigger: bool,
+}
+
+/// The table's `deploy_prod_trigger` (default false), refused unless every service is canaried.
+pub fn production(text: &str, repos: &[Repo]) -> Result<Production, String> {
+    let doc = yaml::parse(text)?;
+    let Some(node) = doc.get("deploy_prod_trigger") else {
+        return Ok(Production::default());
+    };
+    let trigger = match node.scalar() {
+        Some(yaml::Scalar::Bool(b)) => b,
+        _ => {
+            return Err(format!(
+                "ci/repos.yml:{}: deploy_prod_trigger must be true or false",
+                node.line
+            ));
+        }
+    };
+    let bare: Vec<&str> = repos
+        .iter()
+        .filter(|r| r.deployment.is_some() && r.canary.is_none())
+        .map(|r| r.name.as_str())
+        .collect();
+    if trigger && !bare.is_empty() {
+        return Err(format!(
+            "ci/repos.yml:{}: deploy_prod_trigger: true needs a canary for every service, and {} {} none; add canary: [/health] (the paths to check) to {}",
+            node.line,
+            bare.join(", "),
+            if bare.len() == 1 { "has" } else { "have" },
+            if bare.len() == 1 { "it" } else { "each" }
+        ));
+    }
+    Ok(Production { trigger })
+}
+
+/// The canary steps of every production release: a quarter, a pause, a half, a pause, then
+/// the promotion (the interval and budget: `CANARY_INTERVAL`, no failed check tolerated).
+const CANARY_STEPS: &str = "[{weight: 25}, {pause: 2m}, {weight: 50}, {pause: 2m}, {weight: 100}]";
+const CANARY_INTERVAL: &str = "10s";
+
 /// `ci/pipeline.yml`, every Google access through the one team key.
 pub fn pipeline(repos: &[Repo]) -> String {
     pipeline_with(repos, &GoogleKeys::default())
 }
 
-/// `ci/pipeline.yml` with the table's Google keys.
+/// `ci/pipeline.yml` with the table's Google keys, production started by a person.
 pub fn pipeline_with(repos: &[Repo], keys: &GoogleKeys) -> String {
+    pipeline_for(repos, keys, &Production::default())
+}
+
+/// `ci/pipeline.yml` with the table's Google keys and production settings.
+pub fn pipeline_for(repos: &[Repo], keys: &GoogleKeys, production: &Production) -> String {
     let mut y = String::new();
     let services: Vec<&Repo> = repos.iter().filter(|r| r.deployment.is_some()).collect();
     let imaged: Vec<&Repo> = repos
@@ -359,9 +427,15 @@ pub fn pipeline_with(repos: &[Repo], keys: &GoogleKeys) -> String {
     // The manifests travel with the images: production applies the ci commit that
     // deploy-test applied and acceptance tested.
     y.push_str("- name: deploy-prod\n  serial: true\n  plan:\n  - in_parallel:\n    - get: ci\n      passed: [open-promotion-prs]\n");
+    // Started by a person, unless the table asks otherwise and every service is canaried.
+    let trigger = if production.trigger {
+        "      trigger: true\n"
+    } else {
+        ""
+    };
     for r in &services {
         y.push_str(&format!(
-            "    - get: {}-prod\n      passed: [open-promotion-prs]\n",
+            "    - get: {}-prod\n      passed: [open-promotion-prs]\n{trigger}",
             r.image()
         ));
     }
@@ -374,6 +448,31 @@ pub fn pipeline_with(repos: &[Repo], keys: &GoogleKeys) -> String {
         ));
     }
     y.push_str("      rollback_on_failure: true\n      timeout: 10m\n");
+    let canaried: Vec<&&Repo> = services.iter().filter(|r| r.canary.is_some()).collect();
+    if !canaried.is_empty() {
+        let names: Vec<&str> = canaried
+            .iter()
+            .filter_map(|r| r.deployment.as_deref())
+            .collect();
+        y.push_str(&format!(
+            "      canary:\n        deployments: [{}]\n        steps: {CANARY_STEPS}\n        interval: {CANARY_INTERVAL}\n",
+            names.join(", ")
+        ));
+        let checks: Vec<String> = canaried
+            .iter()
+            .flat_map(|r| {
+                let d = r.deployment.as_deref().unwrap_or_default();
+                r.canary
+                    .iter()
+                    .flatten()
+                    .map(move |p| format!("        - {{deployment: {d}, path: {p}}}\n"))
+            })
+            .collect();
+        if !checks.is_empty() {
+            y.push_str("        checks:\n");
+            y.push_str(&checks.concat());
+        }
+    }
 
     // The resource types, built from this repository and published as REGISTRY/<type> tagged
     // with the commit's short ref: the pipeline pins them with ((resource-types-tag)).

@@ -29,10 +29,11 @@ fn ctx() -> Context {
 fn the_committed_pipeline_is_the_rendering_of_the_table() {
     let repos = render::repos(&read("ci/repos.yml")).unwrap();
     let keys = render::google_keys(&read("ci/repos.yml")).unwrap();
+    let production = render::production(&read("ci/repos.yml"), &repos).unwrap();
     assert_eq!(repos.len(), 7);
     assert_eq!(
         read("ci/pipeline.yml"),
-        render::pipeline_with(&repos, &keys),
+        render::pipeline_for(&repos, &keys, &production),
         "ci/pipeline.yml is stale: run `make pipeline`"
     );
     assert_eq!(
@@ -235,6 +236,18 @@ fn broken_pipelines_are_reported_with_their_lines() {
             ],
         ),
         (
+            // A triggered production put canarying every Deployment it changes is accepted...
+            "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: test\n  plan:\n  - get: ci\n- name: ship\n  plan:\n  - get: ci\n    passed: [test]\n    trigger: true\n  - put: prod-cluster\n    params:\n      images: [{deployment: a, image: ci}, {deployment: b, image: ci}]\n      canary: {deployments: [a, b], steps: [{weight: 25}]}\n",
+            &[],
+        ),
+        (
+            // ...but not one whose canary leaves a Deployment out.
+            "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: test\n  plan:\n  - get: ci\n- name: ship\n  plan:\n  - get: ci\n    passed: [test]\n    trigger: true\n  - put: prod-cluster\n    params:\n      images: [{deployment: a, image: ci}, {deployment: b, image: ci}]\n      canary: {deployments: [a], steps: [{weight: 25}]}\n",
+            &[
+                "17: project rule: job \"ship\" deploys to production without a canary: it must be started by a person, remove trigger: true (or canary every service it deploys)",
+            ],
+        ),
+        (
             // A production job whose every input went through the tested chain is fine.
             "resource_types:\n- name: k8s-deploy\n  type: registry-image\nresources:\n- name: prod-cluster\n  type: k8s-deploy\n- name: ci\n  type: git\njobs:\n- name: test\n  plan:\n  - get: ci\n- name: ship\n  plan:\n  - get: ci\n    passed: [test]\n  - put: prod-cluster\n",
             &[],
@@ -366,4 +379,61 @@ fn the_checker_runs_from_anywhere_and_can_give_concourses_verdict_alone() {
         .output()
         .unwrap();
     assert_eq!(flag.status.code(), Some(2));
+}
+
+/// `deploy_prod_trigger: true` renders deploy-prod with triggers only when every service is
+/// canaried; the rendered pipeline then passes the checker's production rule.
+#[test]
+fn production_starts_by_itself_only_when_every_service_is_canaried() {
+    let table = read("ci/repos.yml");
+    let repos = render::repos(&table).unwrap();
+    assert_eq!(
+        render::production(&table, &repos).unwrap(),
+        render::Production::default(),
+        "manual by default"
+    );
+    let auto = format!("{table}deploy_prod_trigger: true\n");
+    let production = render::production(&auto, &repos).unwrap();
+    assert!(production.trigger);
+    let rendered = render::pipeline_for(&repos, &render::GoogleKeys::default(), &production);
+    let prod_job = &rendered[rendered.find("- name: deploy-prod").unwrap()..];
+    let prod_job = &prod_job[..prod_job.find("- name: resource-types").unwrap()];
+    assert_eq!(prod_job.matches("trigger: true").count(), 6, "{prod_job}");
+    assert!(prod_job.contains("      canary:\n        deployments: [api-gateway, authentication-service, authorization-service, fellowship-role-service, user-management-service, assessment-service]\n"), "{prod_job}");
+    assert_eq!(check(&rendered, &ctx()), Vec::<Finding>::new());
+    // The same pipeline without the canary is refused by the production rule.
+    let start = rendered.find("      canary:\n").unwrap();
+    let end = rendered[start..].find("- name: resource-types").unwrap() + start;
+    let uncanaried = format!("{}{}", &rendered[..start], &rendered[end..]);
+    let found: Vec<String> = check(&uncanaried, &ctx())
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
+    assert_eq!(found.len(), 6, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|f| f.contains("deploys to production without a canary"))
+    );
+
+    // One service without a canary: the table is refused, naming it.
+    let partial = auto.replacen("    canary: []\n", "", 1);
+    let repos = render::repos(&partial).unwrap();
+    let e = render::production(&partial, &repos).unwrap_err();
+    assert!(
+        e.ends_with("deploy_prod_trigger: true needs a canary for every service, and micro-api-gateway has none; add canary: [/health] (the paths to check) to it"),
+        "{e}"
+    );
+    let bad = format!("{table}deploy_prod_trigger: sometimes\n");
+    assert!(
+        render::production(&bad, &repos)
+            .unwrap_err()
+            .ends_with("deploy_prod_trigger must be true or false")
+    );
+    let paths = table.replacen("canary: []", "canary: [health]", 1);
+    assert!(
+        render::repos(&paths)
+            .unwrap_err()
+            .contains("canary lists paths to check, each starting with /")
+    );
 }

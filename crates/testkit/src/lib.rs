@@ -317,21 +317,39 @@ impl Running {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
-        let deadline = sent + std::time::Duration::from_secs(10);
-        let code = loop {
+        let code = self.exit_code(sent + std::time::Duration::from_secs(10), || {
+            "the step was still running 10 s after SIGTERM (Concourse would SIGKILL it)".into()
+        });
+        let took = sent.elapsed();
+        (self.collect(code), took)
+    }
+
+    /// Waits for the step to end by itself (bounded by `within`; past it the test fails with
+    /// the log) and returns what it wrote.
+    #[track_caller]
+    pub fn finish(mut self, within: std::time::Duration) -> Run {
+        let code = self.exit_code(std::time::Instant::now() + within, || {
+            format!("the step did not end within {within:?}")
+        });
+        self.collect(code)
+    }
+
+    /// The exit code, once the process ends before `deadline`; past it, the process is
+    /// killed and the test fails with `why` and the log.
+    fn exit_code(&mut self, deadline: std::time::Instant, why: impl Fn() -> String) -> i32 {
+        loop {
             if let Some(s) = self.child.try_wait().expect("wait for the step") {
-                break s.code().unwrap_or(-1);
+                return s.code().unwrap_or(-1);
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!(
-                    "the step was still running 10 s after SIGTERM (Concourse would SIGKILL it); log:\n{}",
-                    self.log()
-                );
+                panic!("{}; log:\n{}", why(), self.log());
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let took = sent.elapsed();
+        }
+    }
+
+    fn collect(&mut self, code: i32) -> Run {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -344,14 +362,11 @@ impl Running {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        (
-            Run {
-                code,
-                stdout,
-                stderr,
-            },
-            took,
-        )
+        Run {
+            code,
+            stdout,
+            stderr,
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 //!
 //! `PORT` (default 8080). `sample-service ROLE --check` prints the configuration and exits 0
 //! (a quick run for a Job). Each request is logged on one line to stdout.
+//!
+//! `SAMPLE_BROKEN_PATH=/users/2` makes a bad release on purpose: requests for that path (and
+//! below it) answer 500, everything else works (`make demo-bad-release`, the canary tests).
 
 // A server's log is its stdout.
 #![allow(clippy::print_stdout)]
@@ -211,6 +214,28 @@ fn main() {
         println!("sample-service {role}: port {port}");
         return;
     }
+    let router = match std::env::var("SAMPLE_BROKEN_PATH") {
+        Ok(path) if path.starts_with('/') => {
+            println!("sample-service {role}: {path} is broken on purpose (SAMPLE_BROKEN_PATH)");
+            let path: &'static str = Box::leak(path.into_boxed_str());
+            router.layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                    let p = request.uri().path();
+                    let hit = p == path
+                        || p.strip_prefix(path.trim_end_matches('/'))
+                            .is_some_and(|rest| rest.starts_with('/'));
+                    if hit {
+                        return json_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &json!({"error": format!("{p} is broken in this release")}),
+                        );
+                    }
+                    next.run(request).await
+                },
+            ))
+        }
+        _ => router,
+    };
     let router = router.layer(axum::middleware::from_fn(log_request));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -89,6 +89,7 @@ pub fn tick(world: &Shared, progress_at: &mut std::collections::HashMap<String, 
     for d in deployments {
         changed |= step(&mut w, &d, progress_at);
     }
+    changed |= endpoints(&mut w);
     drop(w);
     if changed {
         notify(world);
@@ -282,7 +283,11 @@ fn step(
             progress_at.insert(id.clone(), Instant::now());
         }
         // New pods become ready one tick after they are created, unless they fail.
-        let ready = if w.docker {
+        // Readiness gates hold a pod's Ready (kubelet rule), simulated pods included.
+        let gated = new_rs["spec"]["template"]["spec"]["readinessGates"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty());
+        let ready = if w.docker || gated {
             ready_pods(w, &ns, &new_name).min(target_new)
         } else if failure.is_some() {
             0
@@ -452,8 +457,13 @@ fn sync_pods(w: &mut World, ns: &str, rs: &Value, failure: Option<&(String, Stri
             "Running"
         };
         let ready = if failure.is_some() { "False" } else { "True" };
-        let status = json!({"phase": phase, "conditions": [{"type": "Ready", "status": ready}], "containerStatuses": statuses, "podIP": "10.0.0.1"});
+        let status = super::kubelet::merge(
+            &p,
+            json!({"phase": phase, "conditions": [{"type": "ContainersReady", "status": ready}, {"type": "Ready", "status": ready}],
+                   "containerStatuses": statuses, "podIP": "10.0.0.1"}),
+        );
         if p["status"]["phase"] != phase
+            || p["status"]["conditions"] != status["conditions"]
             || p["status"]["containerStatuses"].as_array().map(Vec::len) != Some(statuses.len())
             || p["status"]["containerStatuses"][0]["state"]
                 .get("waiting")
@@ -718,6 +728,111 @@ fn collect_garbage(w: &mut World) -> bool {
                     .store
                     .delete(r, &ns, o["metadata"]["name"].as_str().unwrap_or(""));
                 changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// The endpoints controller: for each Service with a selector, an `Endpoints` object of the
+/// same name listing the pods it selects that have an IP and are not being deleted: Ready ones
+/// under `addresses`, the others under `notReadyAddresses` (all under `addresses` with
+/// `publishNotReadyAddresses`), with the Service's ports resolved to the target port.
+fn endpoints(w: &mut World) -> bool {
+    let svc_r = resources::find("", "v1", "services").expect("served");
+    let ep_r = resources::find("", "v1", "endpoints").expect("served");
+    let pod_r = resources::find("", "v1", "pods").expect("served");
+    let mut changed = false;
+    for svc in w.store.list(svc_r, "", "", "") {
+        let ns = svc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let name = svc["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let selector = store::selector_string(&svc["spec"]["selector"]);
+        if selector.is_empty() {
+            continue;
+        }
+        let publish_all = svc["spec"]["publishNotReadyAddresses"] == true;
+        let mut ready = Vec::new();
+        let mut not_ready = Vec::new();
+        let mut pods = w.store.list(pod_r, &ns, &selector, "");
+        pods.sort_by(|a, b| {
+            a["status"]["podIP"]
+                .as_str()
+                .cmp(&b["status"]["podIP"].as_str())
+        });
+        for p in &pods {
+            let Some(ip) = p["status"]["podIP"].as_str() else {
+                continue;
+            };
+            if !p["metadata"]["deletionTimestamp"].is_null() {
+                continue;
+            }
+            let address = json!({"ip": ip, "targetRef": {"kind": "Pod", "namespace": ns,
+                "name": p["metadata"]["name"], "uid": p["metadata"]["uid"]}});
+            let is_ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if is_ready || publish_all {
+                ready.push(address);
+            } else {
+                not_ready.push(address);
+            }
+        }
+        let ports: Vec<Value> = svc["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|port| {
+                let target = match &port["targetPort"] {
+                    Value::Number(n) => json!(n),
+                    Value::String(named) => pods
+                        .iter()
+                        .flat_map(|p| {
+                            p["spec"]["containers"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+                        .find(|cp| cp["name"] == named.as_str())
+                        .map(|cp| cp["containerPort"].clone())
+                        .unwrap_or(Value::Null),
+                    _ => port["port"].clone(),
+                };
+                let mut out =
+                    json!({"port": target, "protocol": port["protocol"].as_str().unwrap_or("TCP")});
+                if let Some(n) = port["name"].as_str() {
+                    out["name"] = json!(n);
+                }
+                out
+            })
+            .collect();
+        let mut subset = json!({"ports": ports});
+        if !ready.is_empty() {
+            subset["addresses"] = json!(ready);
+        }
+        if !not_ready.is_empty() {
+            subset["notReadyAddresses"] = json!(not_ready);
+        }
+        let subsets = if ready.is_empty() && not_ready.is_empty() {
+            json!([])
+        } else {
+            json!([subset])
+        };
+        let labels = svc["metadata"]["labels"].clone();
+        match w.store.get(&store::key(ep_r, &ns, &name)).cloned() {
+            Some(current) if current["subsets"] == subsets => {}
+            Some(mut current) => {
+                current["subsets"] = subsets;
+                changed |= w.store.update(ep_r, &ns, &name, current, false).is_ok();
+            }
+            None => {
+                let ep = json!({"metadata": {"name": name, "labels": labels}, "subsets": subsets});
+                changed |= w.store.create(ep_r, &ns, ep).is_ok();
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod controller;
+pub mod kubelet;
 pub mod patch;
 pub mod resources;
 pub mod runtime;

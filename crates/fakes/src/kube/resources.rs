@@ -50,6 +50,14 @@ pub const RESOURCES: &[Resource] = &[
     Resource {
         group: "",
         version: "v1",
+        plural: "endpoints",
+        kind: "Endpoints",
+        namespaced: true,
+        short: &["ep"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
         plural: "configmaps",
         kind: "ConfigMap",
         namespaced: true,

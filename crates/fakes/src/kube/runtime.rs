@@ -13,14 +13,16 @@
 //!   crashing container of a Deployment shows `CrashLoopBackOff` with its restart count.
 //! - Pod status (phase, podIP, container states, Ready with `readinessProbe` httpGet/tcpSocket)
 //!   is read back from the daemon every tick; `pods/log` streams the container's output,
-//!   `services/proxy` forwards to a ready pod and `pods/proxy` to the pod itself (see `api`).
+//!   `services/proxy` forwards to the ready pods in turn and `pods/proxy` to the pod itself
+//!   (see `api`); readiness gates hold Ready until their condition is True (`kubelet`).
 //! - Everything is labelled with the fake's prefix and removed when the fake stops (or when its
 //!   pod or namespace is deleted).
 //!
 //! Not modelled: other volume types, `valueFrom` other than Secret and ConfigMap keys, exec
 //! probes (a running container is ready), Service ports that differ from the target port when
-//! reached by DNS name (names resolve to the pod, so use the container's port), image pull
-//! retries after a failure.
+//! reached by DNS name (names resolve to the pod, so use the container's port), readiness for
+//! DNS names (a Service's name resolves to its pods whether they are ready or not; through the
+//! `services/proxy` only ready pods answer), image pull retries after a failure.
 
 use super::resources;
 use super::store::{self, key};
@@ -276,6 +278,7 @@ impl Runtime {
         let Some(current) = w.store.get(&key(pod_r, ns, name)).cloned() else {
             return;
         };
+        let status = super::kubelet::merge(&current, status);
         if current["metadata"]["uid"] != pod["metadata"]["uid"] || current["status"] == status {
             return;
         }
@@ -745,19 +748,25 @@ impl Runtime {
                 format!("no endpoints available for service \"{service}\""),
             ));
         }
-        let ready = w
+        // The endpoints: ready pods, not being deleted; kube-proxy spreads connections over
+        // them (at random in iptables mode; here in turn, which a test can count on).
+        let ready: Vec<Value> = w
             .store
             .list(pod_r, namespace, &selector, "")
             .into_iter()
-            .find(|p| {
+            .filter(|p| {
                 p["status"]["podIP"].is_string()
+                    && p["metadata"]["deletionTimestamp"].is_null()
                     && p["status"]["conditions"]
                         .as_array()
                         .into_iter()
                         .flatten()
                         .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            });
-        let Some(pod) = ready else {
+            })
+            .collect();
+        static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let turn = TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(pod) = ready.get(turn % ready.len().max(1)) else {
             return Err((
                 503,
                 format!("no endpoints available for service \"{service}\""),

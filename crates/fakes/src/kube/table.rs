@@ -139,6 +139,29 @@ fn row(r: &Resource, o: &Value) -> Vec<Value> {
                 age,
             ]
         }
+        "endpoints" => {
+            // kubectl's printer: ready IP:PORT pairs, the first three, then "+ N more...".
+            let mut pairs = Vec::new();
+            for subset in o["subsets"].as_array().into_iter().flatten() {
+                for a in subset["addresses"].as_array().into_iter().flatten() {
+                    for p in subset["ports"].as_array().into_iter().flatten() {
+                        pairs.push(format!(
+                            "{}:{}",
+                            a["ip"].as_str().unwrap_or(""),
+                            int(&p["port"])
+                        ));
+                    }
+                }
+            }
+            let shown = if pairs.is_empty() {
+                "<none>".to_owned()
+            } else if pairs.len() > 3 {
+                format!("{} + {} more...", pairs[..3].join(","), pairs.len() - 3)
+            } else {
+                pairs.join(",")
+            };
+            vec![name, json!(shown), age]
+        }
         "namespaces" => vec![
             name,
             json!(status["phase"].as_str().unwrap_or("Active")),
@@ -186,6 +209,11 @@ fn columns(r: &Resource) -> Vec<Value> {
             ("Age", "string"),
         ]),
         "namespaces" => named(&[("Name", "string"), ("Status", "string"), ("Age", "string")]),
+        "endpoints" => named(&[
+            ("Name", "string"),
+            ("Endpoints", "string"),
+            ("Age", "string"),
+        ]),
         _ => named(&[("Name", "string"), ("Age", "string")]),
     }
 }

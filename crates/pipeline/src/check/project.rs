@@ -95,9 +95,7 @@ fn production(name: &str, job: &Node, p: &Pipeline, out: &mut Findings) {
     }
     // A production deploy may start by itself only when every put to production is canaried:
     // a bad release is then caught on a share of the traffic and rolled back without a person.
-    let canaried = prod_puts
-        .iter()
-        .all(|s| s.get("params").and_then(|p| p.get("canary")).is_some());
+    let canaried = prod_puts.iter().all(|s| canaries_everything(s));
     for step in steps {
         let Some(get) = step.get("get").and_then(Node::as_str) else {
             continue;
@@ -115,6 +113,29 @@ fn production(name: &str, job: &Node, p: &Pipeline, out: &mut Findings) {
             );
         }
     }
+}
+
+/// Whether a production put releases every Deployment it changes through a canary:
+/// `params.canary` is set and, when it names its `deployments`, they include every
+/// `params.images[].deployment` (k8s-deploy changes the others without a canary).
+fn canaries_everything(put: &Node) -> bool {
+    let Some(params) = put.get("params") else {
+        return false;
+    };
+    let Some(canary) = params.get("canary") else {
+        return false;
+    };
+    let Some(named) = canary.get("deployments") else {
+        return true;
+    };
+    let named: Vec<&str> = named.items().iter().filter_map(Node::as_str).collect();
+    params.get("images").is_none_or(|images| {
+        images.items().iter().all(|i| {
+            i.get("deployment")
+                .and_then(Node::as_str)
+                .is_some_and(|d| named.contains(&d))
+        })
+    })
 }
 
 fn task_files(name: &str, job: &Node, ctx: &Context, out: &mut Findings) {
