@@ -10,7 +10,7 @@ IMAGE_BINS := target/$(TARGET)/image
 # proves the kit end to end) but never published (pipeline::publish::TYPES leaves it out).
 RESOURCES := example-resource gcr-image github-promote-pr k8s-deploy acceptance-run
 
-.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-down demo-bin publish
+.PHONY: all build lint test unit images image-bins clean pipeline demo demo-prod demo-bad-release demo-down demo-bin publish
 
 all: build
 
@@ -67,6 +67,12 @@ demo: preflight-demo
 
 demo-prod: demo-bin
 	$(DEMO) prod
+
+# A broken release of the sample user service (/users/2 answers 500, which the acceptance suite
+# does not cover) after a good one reached production: the production canary stops it.
+demo-bad-release: demo
+	$(DEMO) prod
+	$(DEMO) bad-release
 
 demo-down: demo-bin
 	$(DEMO) down

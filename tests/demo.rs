@@ -1,8 +1,9 @@
-//! `make demo` and `make demo-prod`, as a user runs them: the demo binary walks the sample
-//! system's pipeline (rendered by the renderer of ci/pipeline.yml) with our resource images
-//! under Docker against the real registry and our Kubernetes (pods in Docker) and GitHub
-//! fakes; then the manual production job; then `demo down` removes everything. Needs the
-//! images `make images` builds.
+//! `make demo`, `make demo-prod` and `make demo-bad-release`, as a user runs them: the demo
+//! binary walks the sample system's pipeline (rendered by the renderer of ci/pipeline.yml)
+//! with our resource images under Docker against the real registry and our Kubernetes (pods
+//! in Docker) and GitHub fakes; then the manual production job; then a broken release that
+//! production's canary stops; then `demo down` removes everything. Needs the images `make
+//! images` builds.
 
 #![allow(clippy::unwrap_used)]
 
@@ -97,9 +98,35 @@ fn the_demo_walks_the_pipeline_to_production_and_cleans_up() {
             dev["tag"].as_str().unwrap()
         );
     }
+    // A broken release of the user service (/users/2 answers 500; the suite does not look
+    // there): the test environment passes it, production's canary stops it before it serves.
+    let bad = demo(&["bad-release"]);
+    eprintln!("{bad}");
+    for job in ["build-sample-user-service", "deploy-test", "acceptance"] {
+        assert!(bad.contains(&format!("✔ {job} succeeded")), "{job}:\n{bad}");
+    }
+    assert!(bad.contains("✘ deploy-prod failed"), "{bad}");
+    assert!(
+        bad.contains("user-service canary stopped at step 1 (25%): check GET /users/2 on pod user-service-canary-"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("answered 500, expected 200"),
+        "the evidence is quoted: {bad}"
+    );
+    assert!(
+        bad.contains("production still serves user-service"),
+        "{bad}"
+    );
+    let polled = bad
+        .lines()
+        .find(|l| l.starts_with("demo: a client polled production's user-service/users/2"))
+        .unwrap_or_else(|| panic!("{bad}"));
+    assert!(polled.contains(", 0 failed"), "{polled}");
+
     // No secret of the pipeline's vars is printed.
     let all = format!(
-        "{run}{prod}{}",
+        "{run}{prod}{bad}{}",
         std::fs::read_to_string(dir.join("serve.log")).unwrap()
     );
     let key: Value =

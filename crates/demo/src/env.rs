@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 /// The access token Google grants the demo's service account; the production cluster takes it.
-const GKE_TOKEN: &str = "demo-gke-access-token";
+pub const GKE_TOKEN: &str = "demo-gke-access-token";
 /// The GitHub token of the pipeline (a canary: the demo's tests check it is never printed).
 pub const GITHUB_TOKEN: &str = "demo-github-token-0b5e7c";
 pub const GITHUB_ORG: &str = "sample-org";
@@ -110,6 +110,15 @@ impl Env {
         }
         say("resource type images pushed to the registry");
         Ok(())
+    }
+
+    /// A new commit on `name`'s develop branch (a new release to build): its sha.
+    pub fn push(&mut self, name: &str) -> Option<String> {
+        let (_, head) = self.heads.iter_mut().find(|(n, _)| n == name)?;
+        *head = self
+            .github
+            .push(&format!("{GITHUB_ORG}/{name}"), "develop", 1);
+        Some(head.clone())
     }
 
     /// What the walker needs: addresses and the `((vars))` (secrets included: this file is the

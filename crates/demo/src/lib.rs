@@ -10,7 +10,9 @@
 //!   `source` and `params` with the `((vars))` filled in, the build directory mounted, the
 //!   `BUILD_*` environment). What is not ours is stood in for and said so: git checkouts, the
 //!   unit-test task, the image build task (`docker save` of the image `make images` built).
+//! - `bad_release`: `demo bad-release`, a broken release the production canary stops.
 
+pub mod bad_release;
 pub mod env;
 pub mod walk;
 

@@ -1,5 +1,7 @@
 //! `demo`: the pipeline walked for the sample system (`make demo`), stopping before the manual
-//! production job; `demo prod` runs that job (`make demo-prod`); `demo down` stops the
+//! production job; `demo prod` runs that job (`make demo-prod`); `demo bad-release` walks a
+//! broken release of the user service that production's canary stops
+//! (`make demo-bad-release`, see `demo::bad_release`); `demo down` stops the
 //! environment (`make demo-down`; it also stops by itself after an hour). `demo serve` is the
 //! background process holding the environment; `demo` starts it.
 //!
@@ -10,7 +12,7 @@ use demo::walk::Walker;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: demo [run] | demo prod | demo down | demo serve [--exit-after SECONDS]";
+const USAGE: &str = "usage: demo [run] | demo prod | demo bad-release | demo down | demo serve [--exit-after SECONDS]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +23,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         None | Some("run") => run(&dir),
         Some("prod") => prod(&dir),
+        Some("bad-release") => bad_release(&dir),
         Some("down") => down(&dir),
         Some("serve") => {
             let exit_after = args
@@ -54,7 +57,7 @@ fn table() -> anyhow::Result<(Vec<pipeline::render::Repo>, Vec<demo::DemoRepo>)>
 /// The environment, held until `down` or `exit_after`.
 fn serve(dir: &Path, exit_after: Duration) -> anyhow::Result<()> {
     let (_, repos) = table()?;
-    let env = Env::start(&repos)?;
+    let mut env = Env::start(&repos)?;
     let mut info = env.info();
     info["pid"] = serde_json::json!(std::process::id());
     let path = dir.join("env.json");
@@ -74,7 +77,18 @@ fn serve(dir: &Path, exit_after: Duration) -> anyhow::Result<()> {
     );
     let stop = dir.join("stop");
     let started = Instant::now();
+    let push = dir.join("push");
     while !stop.exists() && started.elapsed() < exit_after {
+        // `demo bad-release` asks for a new develop commit of one repository.
+        if let Ok(name) = std::fs::read_to_string(&push) {
+            let _ = std::fs::remove_file(&push);
+            let name = name.trim();
+            if let Some(head) = env.push(name) {
+                eprintln!("demo: pushed {} to {name}'s develop", &head[..7]);
+                info["heads"][name] = serde_json::json!(head);
+                write_private(&path, &serde_json::to_vec_pretty(&info)?)?;
+            }
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = std::fs::remove_file(&stop);
@@ -316,13 +330,17 @@ fn is_manual(w: &Walker, job: &str) -> bool {
         .any(|n| n.get("trigger").and_then(|t| t.as_str()) == Some("true"))
 }
 
+/// What the last walk left (`state.json`): versions, what passed, the build counter.
+fn read_state(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let bytes = std::fs::read(dir.join("state.json"))
+        .map_err(|e| anyhow::anyhow!("no demo state ({e}); run `make demo` first"))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
 fn prod(dir: &Path) -> anyhow::Result<()> {
     let info = read_info(dir, Duration::from_secs(1))
         .map_err(|e| anyhow::anyhow!("{e:#}; run `make demo` first"))?;
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join("state.json"))
-            .map_err(|e| anyhow::anyhow!("no demo state ({e}); run `make demo` first"))?,
-    )?;
+    let state = read_state(dir)?;
     let mut w = walker(dir, info)?;
     w.restore(&state);
     let manual: Vec<String> = w
@@ -340,6 +358,103 @@ fn prod(dir: &Path) -> anyhow::Result<()> {
     eprintln!(
         "\ndemo: production runs the digests that passed acceptance (KUBECONFIG={} kubectl get pods -n microservices). `make demo-down` stops everything.",
         dir.join("prod.kubeconfig").display()
+    );
+    Ok(())
+}
+
+/// A broken release of the user service through the whole pipeline, after a good one reached
+/// production: the test environment passes it, production's canary stops it (see
+/// `demo::bad_release`). Succeeds when production still serves the previous digest.
+fn bad_release(dir: &Path) -> anyhow::Result<()> {
+    use demo::bad_release::{BAD_IMAGE, BROKEN_PATH, Client, DEPLOYMENT, Production, REPO};
+    let info = read_info(dir, Duration::from_secs(1))
+        .map_err(|e| anyhow::anyhow!("{e:#}; run `make demo` and `make demo-prod` first"))?;
+    let state = read_state(dir)?;
+    if state["passed"]["deploy-prod"].is_null() {
+        anyhow::bail!("production runs nothing yet: run `make demo-prod` first");
+    }
+    let production = Production::new(&info)?;
+    let (before, _) = production.running()?;
+    eprintln!("demo: production runs {DEPLOYMENT} {before}");
+    let (_, repos) = table()?;
+    let good = repos
+        .iter()
+        .find(|r| r.name == REPO)
+        .map(|r| r.image.clone())
+        .ok_or_else(|| anyhow::anyhow!("{REPO} is not in examples/sample-system/repos.yml"))?;
+    demo::bad_release::build_bad_image(&good)?;
+    eprintln!(
+        "demo: built a bad release of {REPO} ({BAD_IMAGE}: {BROKEN_PATH} answers 500; the acceptance suite does not look there)"
+    );
+    // A new develop commit for it, made by the environment's GitHub fake.
+    let old_head = info["heads"][REPO].as_str().unwrap_or_default().to_owned();
+    std::fs::write(dir.join("push"), REPO)?;
+    let started = Instant::now();
+    let info = loop {
+        let info = read_info(dir, Duration::from_secs(1))?;
+        if info["heads"][REPO].as_str().is_some_and(|h| h != old_head) {
+            break info;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!(
+                "the demo environment did not push a new commit; see {}",
+                dir.join("serve.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut w = walker(dir, info)?;
+    w.restore(&state);
+    w.set_image(REPO, BAD_IMAGE);
+    let jobs: Vec<String> = w
+        .jobs()
+        .into_iter()
+        .filter(|j| !w.clocked(j) && j != "resource-types")
+        .collect();
+    let (manual, automatic): (Vec<String>, Vec<String>) =
+        jobs.into_iter().partition(|j| is_manual(&w, j));
+    for job in &automatic {
+        w.job(job)?;
+    }
+    eprintln!(
+        "\ndemo: the bad release passed the test environment: the acceptance suite does not cover {BROKEN_PATH}. Production next, with a client polling {DEPLOYMENT}{BROKEN_PATH} there."
+    );
+    let client = Client::start(production.clone());
+    let mut outcome = Ok(());
+    for job in &manual {
+        outcome = w.job(job);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    let (requests, failures) = client.stop();
+    std::fs::write(
+        dir.join("state.json"),
+        serde_json::to_vec_pretty(&w.state())?,
+    )?;
+    let (after, canary_left) = production.running()?;
+    eprintln!(
+        "demo: a client polled production's {DEPLOYMENT}{BROKEN_PATH} during {}: {requests} requests, {} failed{}",
+        manual.join(", "),
+        failures.len(),
+        failures
+            .first()
+            .map(|f| format!(" (first: {f})"))
+            .unwrap_or_default()
+    );
+    if outcome.is_ok() {
+        anyhow::bail!("the bad release reached production: {DEPLOYMENT} runs {after}");
+    }
+    anyhow::ensure!(
+        !canary_left,
+        "the canary Deployment {DEPLOYMENT}-canary is still there"
+    );
+    anyhow::ensure!(
+        after == before,
+        "production's {DEPLOYMENT} changed: {before} -> {after}"
+    );
+    eprintln!(
+        "demo: production's canary stopped the bad release (its line is above); production still serves {DEPLOYMENT} {after}, the previous release."
     );
     Ok(())
 }

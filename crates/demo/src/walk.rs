@@ -102,6 +102,13 @@ impl Walker {
         self.build_id = state["build_id"].as_u64().unwrap_or(0);
     }
 
+    /// Makes the build task of `repo` stand for `image` (`demo bad-release`'s broken build).
+    pub fn set_image(&mut self, repo: &str, image: &str) {
+        for r in self.repos.iter_mut().filter(|r| r.name == repo) {
+            r.image = image.to_owned();
+        }
+    }
+
     /// The demo's directory (where the builds are).
     pub fn dir(&self) -> &Path {
         self.builds.parent().unwrap_or(&self.builds)

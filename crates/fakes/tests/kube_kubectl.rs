@@ -362,17 +362,7 @@ spec:
 "
         )
     };
-    let apply = |manifest: &str, extra: &[&str]| {
-        let mut args = vec![
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "--field-manager=k8s-deploy",
-        ];
-        args.extend_from_slice(extra);
-        args.extend(["-f", "-"]);
-        c.kubectl_stdin(&args, Some(manifest))
-    };
+    let apply = |manifest: &str, extra: &[&str]| server_side_apply(&c, manifest, extra);
     let two = apply(
         &deployment("{name: A, value: \"1\"}, {name: B, value: \"2\"}"),
         &[],
@@ -434,4 +424,45 @@ spec:
         ]),
         "registry.local/api:1"
     );
+}
+
+/// `kubectl apply --server-side --dry-run=server` (what k8s-deploy's canary asks to know
+/// whether a pod template changes): the answer shows the change, nothing is stored.
+#[test]
+fn kubectl_server_side_dry_run_changes_nothing() {
+    let c = cluster();
+    let apply = |extra: &[&str], text: &str| server_side_apply(&c, text, extra);
+    assert_eq!(apply(&[], APP).code, 0);
+    let changed = APP.replace("1111111111111111", "2222222222222222");
+    let out = apply(&["--dry-run=server", "-o", "json"], &changed);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("2222222222222222"), "{}", out.stdout);
+    let live = c.ok(&[
+        "-n",
+        "team",
+        "get",
+        "deployment/api-gateway",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert!(live.contains("1111111111111111"), "{live}");
+    // A new object: answered, not created.
+    let other = APP.replace("name: settings", "name: settings-2");
+    assert_eq!(apply(&["--dry-run=server"], &other).code, 0);
+    let missing = c.kubectl_stdin(&["-n", "team", "get", "configmap/settings-2"], None);
+    assert_ne!(missing.code, 0);
+}
+
+/// `kubectl apply --server-side` as k8s-deploy's field manager, `extra` flags added, the
+/// manifest on stdin.
+fn server_side_apply(c: &common::Cluster, manifest: &str, extra: &[&str]) -> common::Out {
+    let mut args = vec![
+        "apply",
+        "--server-side",
+        "--validate=false",
+        "--field-manager=k8s-deploy",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["-f", "-"]);
+    c.kubectl_stdin(&args, Some(manifest))
 }

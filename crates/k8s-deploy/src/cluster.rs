@@ -109,6 +109,25 @@ impl Cluster {
 
     /// Server-side applies one object; the kind is found through discovery.
     pub async fn apply(&self, object: &Value, ns: &str, force: bool) -> anyhow::Result<String> {
+        self.apply_as(object, ns, force, false).await?;
+        let kind = object["kind"].as_str().unwrap_or("");
+        let name = object["metadata"]["name"].as_str().unwrap_or("");
+        Ok(format!("{kind}/{name}"))
+    }
+
+    /// What an apply would leave (`dryRun=All`: the API server defaults and merges, stores
+    /// nothing).
+    pub async fn preview(&self, object: &Value, ns: &str, force: bool) -> anyhow::Result<Value> {
+        self.apply_as(object, ns, force, true).await
+    }
+
+    async fn apply_as(
+        &self,
+        object: &Value,
+        ns: &str,
+        force: bool,
+        dry_run: bool,
+    ) -> anyhow::Result<Value> {
         let api_version = object["apiVersion"].as_str().unwrap_or("");
         let kind = object["kind"].as_str().unwrap_or("");
         let name = object["metadata"]["name"].as_str().unwrap_or("");
@@ -133,14 +152,15 @@ impl Cluster {
         }
         let mut params = PatchParams::apply(MANAGER);
         params.force = force;
-        api.patch(name, &params, &Patch::Apply(&object)).await.map_err(|e| match &e {
+        params.dry_run = dry_run;
+        let applied = api.patch(name, &params, &Patch::Apply(&object)).await.map_err(|e| match &e {
             kube::Error::Api(s) if s.code == 409 => anyhow::anyhow!(
                 "apply {kind}/{name}: {}; set params.force_conflicts: true to take these fields over",
                 one_line(&s.message)
             ),
             _ => anyhow::anyhow!("apply {kind}/{name}: {}", kube_error(&e)),
         })?;
-        Ok(format!("{kind}/{name}"))
+        Ok(serde_json::to_value(applied)?)
     }
 
     /// Sets one container's image with server-side apply, as manager `k8s-deploy` like every

@@ -788,3 +788,116 @@ fn failed_builds_namespaces_are_deleted_by_prefix_and_by_the_janitor() {
         "params.delete_namespaces_older_than: goes with ephemeral_namespace: PREFIX (the namespaces it made)"
     );
 }
+
+/// `params.canary` mistakes are one line naming the field, before any change.
+#[test]
+fn canary_mistakes_are_one_line_and_change_nothing() {
+    let k = fake();
+    Build::new(&app("registry.local/api:1", "", "", 600))
+        .put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    let next = Build::new(&app("registry.local/api:2", "", "", 600));
+    for (canary, extra, expected) in [
+        (
+            json!({"steps": [{"weight": 25}], "checks": [{"deployment": "ghost", "path": "/"}]}),
+            json!({}),
+            "params.canary.checks[0].deployment: \"ghost\" is not a Deployment this put releases through the canary; those are: api-gateway",
+        ),
+        (
+            json!({"steps": [{"weight": 25}], "deployments": ["users"]}),
+            json!({}),
+            "params.canary.deployments[0]: \"users\" is not a Deployment this put changes; those are: api-gateway",
+        ),
+        (
+            json!({"steps": [{"weight": 25}]}),
+            json!({"wait": false}),
+            "params.canary: cannot be set together with params.wait: false; keep one",
+        ),
+        (
+            json!({"steps": [{"weight": 25}, {"pause": "soon"}]}),
+            json!({}),
+            "params.canary.steps[1].pause: must be a duration like \"30s\", \"2m\"",
+        ),
+    ] {
+        let mut params = json!({"manifests": ["ci/k8s/app.yml"], "canary": canary});
+        for (key, v) in extra.as_object().unwrap() {
+            params[key] = v.clone();
+        }
+        let run = next.put(&k, params);
+        assert_eq!(run.one_line_failure(), expected);
+        assert_eq!(image_of(&k, "default"), "registry.local/api:1");
+    }
+    // A misspelt key is refused by name too.
+    let line = next
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "canary": {"steps": [{"weigth": 25}]}}),
+        )
+        .one_line_failure();
+    assert!(line.contains("weigth"), "{line}");
+    assert!(
+        k.get("apps", "v1", "deployments", "default", "api-gateway-canary")
+            .is_none()
+    );
+}
+
+/// Without checks the built-in gates decide: on simulated pods that start, the canary opens
+/// its readiness gates, passes its steps and the stable Deployment is promoted.
+#[test]
+fn a_canary_with_gates_only_promotes_and_leaves_no_canary() {
+    let k = fake();
+    // The first release has nothing to compare with: deployed directly, and said so.
+    let first = Build::new(&app("registry.local/api:1", "", "", 600)).put(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "canary": {"steps": [{"weight": 50}], "deployments": ["api-gateway"]}}),
+    );
+    first.success();
+    assert!(
+        first
+            .log()
+            .contains("api-gateway did not run before: deployed without a canary"),
+        "{}",
+        first.log()
+    );
+    assert_eq!(image_of(&k, "default"), "registry.local/api:1");
+    let run = Build::new(&app("registry.local/api:2", "", "", 600)).put(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "canary": {"steps": [{"weight": 50}, {"pause": "200ms"}], "interval": "100ms"}}),
+    );
+    let response = run.success();
+    assert!(
+        response["metadata"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "canary", "value": "50%, pause 200ms, promoted"})),
+        "{response}"
+    );
+    assert!(
+        run.log()
+            .contains("api-gateway canary step 1 (50%): 1 pod beside 2 stable, checks 0/0 ok"),
+        "{}",
+        run.log()
+    );
+    assert_eq!(image_of(&k, "default"), "registry.local/api:2");
+    assert!(
+        k.get("apps", "v1", "deployments", "default", "api-gateway-canary")
+            .is_none()
+    );
+    // The version is the stable set: the canary never appears in it.
+    assert_eq!(response["version"]["namespace"], "default");
+    // The same release again changes no pod template (the API server's dry run says so):
+    // no canary is made.
+    let again = Build::new(&app("registry.local/api:2", "", "", 600)).put(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "canary": {"steps": [{"weight": 50}]}}),
+    );
+    again.success();
+    assert!(
+        again
+            .log()
+            .contains("api-gateway: its pod template does not change; no canary"),
+        "{}",
+        again.log()
+    );
+    assert!(!again.log().contains("now serving"), "{}", again.log());
+}

@@ -1,5 +1,5 @@
 //! The HTTP surface of the fake apiserver: discovery, CRUD, list and watch with selectors,
-//! the four patch types, the `scale` and `status` subresources, `Status` errors, bearer-token
+//! the four patch types (server-side apply also as `dryRun=All`), the `scale` and `status` subresources, `Status` errors, bearer-token
 //! authentication. Paths are parsed here rather than routed, because the API's shape is
 //! regular: `/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB]]` and the same under
 //! `/apis/GROUP/VERSION`.
@@ -567,6 +567,24 @@ fn patch_object(
             }
         };
         next["metadata"]["name"] = json!(name);
+        if q.get("dryRun").is_some_and(|d| d == "All") {
+            // dryRun=All: the object as the apply would leave it; nothing is stored.
+            let mut out = next;
+            if let Some(c) = &current {
+                for field in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
+                    if out["metadata"][field].is_null() {
+                        out["metadata"][field] = c["metadata"][field].clone();
+                    }
+                }
+                out["status"] = c["status"].clone();
+            }
+            let code = if current.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            return respond(code, &out);
+        }
         w.owners.insert(k.clone(), owners);
         if current.is_none() {
             if let Some(r) = namespace_missing(&w, t) {

@@ -19,7 +19,7 @@
 
 mod pods;
 
-use crate::cluster::{Cluster, MANAGER, kube_error};
+use crate::cluster::{Cluster, kube_error};
 use crate::put::{Plan, apply};
 use crate::source::CanaryParams;
 use anyhow::bail;
@@ -219,38 +219,72 @@ fn canaried(plan: &Plan, canary: &Canary) -> Vec<String> {
         .collect()
 }
 
-/// Checks that `deployments` and every check name a Deployment this put changes that already
-/// runs (before any change).
+/// Whether the put changes `name`'s pod template: a manifest is previewed by the API server
+/// (server-side apply with `dryRun=All`, so defaults and merging are the server's); an image
+/// set alone changes it when the container's image differs. An unchanged Deployment needs
+/// no canary (a release of several services often changes one).
+async fn changes(cluster: &Cluster, plan: &Plan, name: &str) -> anyhow::Result<bool> {
+    let Some((_, before)) = plan.previous.iter().find(|(n, _)| n == name) else {
+        return Ok(true);
+    };
+    let mut template = before.clone();
+    if let Some((_, doc)) = plan
+        .manifests
+        .iter()
+        .find(|(_, d)| d["kind"] == "Deployment" && d["metadata"]["name"] == name)
+    {
+        let preview = cluster.preview(doc, &plan.namespace, plan.force).await?;
+        // Read through the same type as `previous`, so only a real difference differs.
+        let typed: k8s_openapi::api::core::v1::PodTemplateSpec =
+            serde_json::from_value(preview["spec"]["template"].clone())?;
+        template = serde_json::to_value(typed)?;
+    }
+    for (deployment, container, reference) in &plan.set_images {
+        if deployment == name
+            && let Some(list) = template["spec"]["containers"].as_array_mut()
+            && let Some(c) = list.iter_mut().find(|c| c["name"] == container.as_str())
+        {
+            c["image"] = Value::String(reference.clone());
+        }
+    }
+    Ok(template != *before)
+}
+
+/// Checks that `deployments` and every check name a Deployment this put changes (before any
+/// change). One that does not run yet is deployed without a canary: nothing to compare with.
 pub(crate) fn check_names(canary: &Canary, plan: &Plan) -> Result<(), FieldError> {
-    let existing = existing(plan);
+    let changed = &plan.planned;
+    let listing = || {
+        if changed.is_empty() {
+            "none".to_owned()
+        } else {
+            changed.join(", ")
+        }
+    };
     for (i, d) in canary.deployments.iter().enumerate() {
-        if !existing.contains(d) {
+        if !changed.contains(d) {
             return Err(FieldError::new(
                 format!("params.canary.deployments[{i}]"),
                 format!(
-                    "\"{d}\" is not a Deployment this put changes that already runs; those are: {}",
-                    if existing.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        existing.join(", ")
-                    }
+                    "\"{d}\" is not a Deployment this put changes; those are: {}",
+                    listing()
                 ),
             ));
         }
     }
-    let canaried = canaried(plan, canary);
     for (i, c) in canary.checks.iter().enumerate() {
         if let Some(d) = &c.deployment
-            && !canaried.contains(d)
+            && (!changed.contains(d)
+                || !(canary.deployments.is_empty() || canary.deployments.contains(d)))
         {
             return Err(FieldError::new(
                 format!("params.canary.checks[{i}].deployment"),
                 format!(
-                    "\"{d}\" is not a Deployment this put changes that already runs; those are: {}",
-                    if canaried.is_empty() {
-                        "none".to_owned()
+                    "\"{d}\" is not a Deployment this put releases through the canary; those are: {}",
+                    if canary.deployments.is_empty() {
+                        listing()
                     } else {
-                        canaried.join(", ")
+                        canary.deployments.join(", ")
                     }
                 ),
             ));
@@ -300,13 +334,43 @@ pub(crate) async fn release(
     if !first.manifests.is_empty() || first.ephemeral.is_some() {
         touched = apply(cluster, &first, ctx).await?;
     }
-    if names.is_empty() && existing.is_empty() {
-        tracing::info!("no changed Deployment ran before: nothing to compare a canary with");
+    let new: Vec<&String> = plan
+        .planned
+        .iter()
+        .filter(|n| !existing.contains(n))
+        .collect();
+    if !new.is_empty() {
+        tracing::info!(
+            "{} did not run before: deployed without a canary (nothing to compare with)",
+            new.iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if existing.is_empty() {
         return Ok((touched, "none (no stable version)".into()));
     }
     let mut targets = Vec::new();
     for name in &names {
-        targets.push(target(cluster, plan, canary, name).await?);
+        if changes(cluster, plan, name).await? {
+            targets.push(target(cluster, plan, canary, name).await?);
+        } else {
+            tracing::info!("{name}: its pod template does not change; no canary");
+        }
+    }
+    // A canary an earlier build left (killed before it could clean up) goes first: its pods
+    // run another release and must not count for this one.
+    for t in &targets {
+        let left = cluster
+            .deployments(ns)
+            .get_opt(&t.canary)
+            .await
+            .map_err(|e| anyhow::anyhow!("read {}: {}", t.canary, kube_error(&e)))?;
+        if left.is_some() {
+            let gone = remove(cluster, ns, &[(t.canary.clone(), t.selector.clone())]).await;
+            tracing::warn!("a canary left by an earlier build: {gone}");
+        }
     }
     let guard = ctx.on_abort.register({
         let (cluster, ns) = (cluster.clone(), ns.clone());
@@ -613,6 +677,7 @@ async fn scale(
             .map_err(|e| t.stop(label, e))?;
         let mut serving = 0;
         let mut waiting = Vec::new();
+        let mut retry = false;
         for pod in &pods {
             let name = pod.metadata.name.clone().unwrap_or_default();
             match pods::judge(pod, t.serving.contains(&name)) {
@@ -632,6 +697,8 @@ async fn scale(
                             t.checks.len()
                         );
                         serving += 1;
+                    } else {
+                        retry = true;
                     }
                 }
             }
@@ -658,7 +725,13 @@ async fn scale(
                 ),
             ));
         }
-        tokio::time::sleep(LOOK.min(canary.interval)).await;
+        // A failed check (within the budget) is tried again after `interval`.
+        let pace = if retry {
+            canary.interval
+        } else {
+            LOOK.min(canary.interval)
+        };
+        tokio::time::sleep(pace).await;
     }
 }
 
@@ -704,12 +777,12 @@ async fn remove(cluster: &Cluster, ns: &str, canaries: &[(String, String)]) -> S
     let api = cluster.deployments(ns);
     let mut said = Vec::new();
     for (name, selector) in canaries {
-        let zero = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                          "metadata": {"name": name}, "spec": {"replicas": 0}});
-        // Scaling first takes the pods out of the endpoints at once; the delete follows.
-        let mut params = PatchParams::apply(MANAGER);
-        params.force = true;
-        let scaled = api.patch(name, &params, &Patch::Apply(&zero)).await;
+        let zero = json!({"spec": {"replicas": 0}});
+        // Scaling first (the scale subresource) takes the pods out of the endpoints at once;
+        // the delete follows.
+        let scaled = api
+            .patch_scale(name, &PatchParams::default(), &Patch::Merge(&zero))
+            .await;
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {
