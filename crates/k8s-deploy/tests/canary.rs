@@ -201,14 +201,22 @@ fn a_good_release_goes_through_every_step_while_the_service_keeps_answering() {
         &system(V2, "users"),
         canary(json!([{"weight": 50}, {"pause": "2s"}, {"weight": 100}])),
     );
-    running.wait_for("now serving", Duration::from_secs(90));
+    running.wait_for(
+        "users canary step 1 (50%): 1 pod beside 2 stable",
+        Duration::from_secs(90),
+    );
     // Mid-release: two Deployments, and the canary pod is one of the Service's endpoints
-    // beside the two stable pods.
+    // beside the two stable pods (the endpoints controller follows Ready within a tick).
     assert_eq!(
         c.deployments(),
         "deployment.apps/users\ndeployment.apps/users-canary"
     );
-    let endpoints = c.endpoints();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut endpoints = c.endpoints();
+    while endpoints.split_whitespace().count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        endpoints = c.endpoints();
+    }
     let names: Vec<&str> = endpoints.split_whitespace().collect();
     assert_eq!(names.len(), 3, "{endpoints}");
     assert_eq!(
@@ -294,6 +302,20 @@ fn a_release_failing_a_checked_path_is_stopped_at_the_first_step_and_serves_nobo
     // The failing pod never became an endpoint: no client request reached it.
     assert!(requests > 20, "{requests}");
     assert_eq!(failures, 0, "{seen:?}");
+
+    // With a failure budget the check is tried again every interval; one failure past the
+    // budget stops the release all the same, still before the pod serves.
+    let client = Client::start(&c.k);
+    let mut params = canary(json!([{"weight": 50}]));
+    params["canary"]["failure_budget"] = json!(2);
+    let line = c.put(&system(BROKEN, "users"), params).failure();
+    let (_, failures, seen) = client.stop();
+    assert!(
+        line.contains("(3 failed, budget 2); removed users-canary"),
+        "{line}"
+    );
+    assert_eq!(failures, 0, "{seen:?}");
+    assert_eq!(c.env_of_stable(), stable_env);
 }
 
 #[test]
@@ -321,7 +343,10 @@ fn a_release_that_crash_loops_is_stopped_and_sigterm_mid_canary_removes_it() {
         &system(V2, "users"),
         canary(json!([{"weight": 50}, {"pause": "5m"}])),
     );
-    running.wait_for("now serving", Duration::from_secs(90));
+    running.wait_for(
+        "users canary step 1 (50%): 1 pod beside 2 stable",
+        Duration::from_secs(90),
+    );
     assert!(c.deployments().contains("users-canary"));
     let started = Instant::now();
     let (run, took) = running.terminate();

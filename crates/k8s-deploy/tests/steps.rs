@@ -899,5 +899,9 @@ fn a_canary_with_gates_only_promotes_and_leaves_no_canary() {
         "{}",
         again.log()
     );
-    assert!(!again.log().contains("now serving"), "{}", again.log());
+    assert!(
+        !again.log().contains("readiness gate is open"),
+        "{}",
+        again.log()
+    );
 }

@@ -7,7 +7,8 @@
 //! `k8s-deploy/track: canary`, so the Service sends it traffic by replica share: a weight of
 //! 25 % of 4 stable replicas is 1 canary pod beside the 4. Each canary pod carries a readiness
 //! gate (`k8s-deploy/canary-checked`): it becomes an endpoint only after its containers are
-//! ready *and* every check passed on it through the API server's pod proxy, so a release that
+//! ready *and* every check passed on it through the API server's pod proxy (a weight step is
+//! done when its share of pods is Ready, i.e. serving), so a release that
 //! fails its checks serves no client request. A `pause` keeps checking every canary pod (now
 //! serving) every `interval`. Gates: a canary pod restarting, waiting in a reason that does not
 //! clear (ImagePullBackOff, CrashLoopBackOff, ...), not ready in `timeout`, or no longer ready.
@@ -684,19 +685,19 @@ async fn scale(
                 Judgement::Leaving => {}
                 Judgement::Failed(why) => return Err(t.stop(label, why)),
                 Judgement::Starting(why) => waiting.push(format!("pod {name}: {why}")),
-                Judgement::Ready { serving: true } => serving += 1,
-                Judgement::Ready { serving: false } => {
+                Judgement::Opening => waiting.push(format!("pod {name}: gate open, not Ready yet")),
+                Judgement::Serving => serving += 1,
+                Judgement::Unchecked => {
                     if t.check_pod(cluster, ns, canary, &name, label).await? {
                         pods::open_gate(cluster, ns, &name, t.checks.len())
                             .await
                             .map_err(|e| t.stop(label, e))?;
                         t.serving.insert(name.clone());
                         tracing::info!(
-                            "{} canary: pod {name} passed {} check(s), now serving",
+                            "{} canary: pod {name} passed {} check(s); its readiness gate is open",
                             t.name,
                             t.checks.len()
                         );
-                        serving += 1;
                     } else {
                         retry = true;
                     }
@@ -753,7 +754,7 @@ async fn hold(
             let name = pod.metadata.name.clone().unwrap_or_default();
             match pods::judge(pod, t.serving.contains(&name)) {
                 Judgement::Failed(why) => return Err(t.stop(label, why)),
-                Judgement::Ready { .. } => {
+                Judgement::Serving | Judgement::Opening | Judgement::Unchecked => {
                     t.check_pod(cluster, ns, canary, &name, label).await?;
                 }
                 Judgement::Leaving | Judgement::Starting(_) => {}

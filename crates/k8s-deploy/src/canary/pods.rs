@@ -16,8 +16,12 @@ pub enum Judgement {
     Failed(String),
     /// Containers not ready yet (the Ready condition's message).
     Starting(String),
-    /// Containers ready; `serving` when its readiness gate is True (it is an endpoint).
-    Ready { serving: bool },
+    /// Containers ready, readiness gate not open yet: to be checked.
+    Unchecked,
+    /// Gate open, Ready not yet True (the kubelet has not caught up): soon an endpoint.
+    Opening,
+    /// Ready with its gate open: an endpoint of the Service.
+    Serving,
 }
 
 /// The built-in gates on one pod: it must not restart, nor wait in a reason that does not
@@ -89,8 +93,14 @@ pub fn judge(pod: &Pod, was_serving: bool) -> Judgement {
         }
         return Judgement::Starting(why);
     }
-    let serving = condition(GATE).is_some_and(|c| c.status == "True");
-    Judgement::Ready { serving }
+    if condition(GATE).is_none_or(|c| c.status != "True") {
+        return Judgement::Unchecked;
+    }
+    if condition("Ready").is_some_and(|c| c.status == "True") {
+        Judgement::Serving
+    } else {
+        Judgement::Opening
+    }
 }
 
 /// The canary's pods (by its selector), sorted by name.
@@ -241,11 +251,15 @@ mod tests {
         let gated = pod(json!({"phase": "Running", "conditions": [
             {"type": "ContainersReady", "status": "True"},
             {"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady"}]}));
-        assert_eq!(judge(&gated, false), Judgement::Ready { serving: false });
+        assert_eq!(judge(&gated, false), Judgement::Unchecked);
+        let opening = pod(json!({"phase": "Running", "conditions": [
+            {"type": "ContainersReady", "status": "True"}, {"type": "Ready", "status": "False"},
+            {"type": GATE, "status": "True"}]}));
+        assert_eq!(judge(&opening, true), Judgement::Opening);
         let serving = pod(json!({"phase": "Running", "conditions": [
             {"type": "ContainersReady", "status": "True"}, {"type": "Ready", "status": "True"},
             {"type": GATE, "status": "True"}]}));
-        assert_eq!(judge(&serving, true), Judgement::Ready { serving: true });
+        assert_eq!(judge(&serving, true), Judgement::Serving);
         let unready = pod(json!({"phase": "Running", "conditions": [
             {"type": "ContainersReady", "status": "False"},
             {"type": "Ready", "status": "False", "message": "containers with unready status: [users]"}]}));
