@@ -905,3 +905,43 @@ fn a_canary_with_gates_only_promotes_and_leaves_no_canary() {
         again.log()
     );
 }
+
+/// SIGTERM during the promotion (the canary passed, the stable Deployment is rolling out):
+/// the stable Deployment gets its previous template back and the canary goes.
+#[test]
+fn sigterm_during_the_promotion_rolls_back_and_removes_the_canary() {
+    let k = fake();
+    Build::new(&app("registry.local/api:1", "", "", 600))
+        .put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    // The stable Deployment's rollout never finishes (the stall is on the Deployment, not on
+    // its template: the canary rolls out).
+    let stuck = Build::new(&app(
+        "registry.local/api:2",
+        "",
+        "fake.k8s.io/stall: \"true\"",
+        600,
+    ));
+    let request = json!({"source": source(&k), "params": {"manifests": ["ci/k8s/app.yml"], "timeout": "5m",
+        "canary": {"steps": [{"weight": 50}]}}});
+    let running = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
+        "out",
+        &[arg(stuck.dir.path())],
+        request.to_string().as_bytes(),
+        &build_env(),
+    );
+    running.wait_for("promoting api-gateway", Duration::from_secs(30));
+    running.wait_for("updated", Duration::from_secs(20));
+    let (run, took) = running.terminate();
+    run.assert_no_secret(CANARY);
+    assert_eq!(
+        run.failure(),
+        "aborted by SIGTERM: rolled back api-gateway to registry.local/api:1; removed api-gateway-canary"
+    );
+    assert!(took < Duration::from_secs(9), "{took:?}");
+    assert_eq!(image_of(&k, "default"), "registry.local/api:1");
+    assert!(
+        k.get("apps", "v1", "deployments", "default", "api-gateway-canary")
+            .is_none()
+    );
+}

@@ -210,14 +210,20 @@ pub(crate) async fn release(
             tracing::warn!("a canary left by an earlier build: {gone}");
         }
     }
+    // Set once the stable Deployments start taking the release (the promotion's own hook
+    // rolls them back then); until that, an abort leaves them as they were.
+    let promoting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let guard = ctx.on_abort.register({
-        let (cluster, ns) = (cluster.clone(), ns.clone());
+        let (cluster, ns, promoting) = (cluster.clone(), ns.clone(), promoting.clone());
         let canaries: Vec<(String, String)> = targets
             .iter()
             .map(|t| (t.canary.clone(), t.selector.clone()))
             .collect();
         move || async move {
             let gone = remove(&cluster, &ns, &canaries).await;
+            if promoting.load(std::sync::atomic::Ordering::SeqCst) {
+                return gone;
+            }
             format!(
                 "{gone}; the stable {} not changed",
                 if canaries.len() == 1 {
@@ -289,6 +295,7 @@ pub(crate) async fn release(
         canary: None,
         ..plan.clone()
     };
+    promoting.store(true, std::sync::atomic::Ordering::SeqCst);
     let promoted = apply(cluster, &promote, ctx).await;
     let gone = remove(cluster, ns, &canaries).await;
     drop(guard);
