@@ -76,6 +76,17 @@ impl Build {
         Self { dir }
     }
 
+    /// `out` as Concourse runs it, in the background (to be stopped with SIGTERM).
+    fn start(&self, k: &FakeKube, params: Value) -> testkit::Running {
+        let request = json!({"source": source(k), "params": params});
+        Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
+            "out",
+            &[arg(self.dir.path())],
+            request.to_string().as_bytes(),
+            &build_env(),
+        )
+    }
+
     fn put(&self, k: &FakeKube, params: Value) -> Run {
         let request = json!({"source": source(k), "params": params});
         let run = in_process(
@@ -652,12 +663,9 @@ fn sigterm_mid_rollout_rolls_back_when_asked() {
         "fake.k8s.io/stall: \"true\"",
         600,
     ));
-    let request = json!({"source": source(&k), "params": {"manifests": ["ci/k8s/app.yml"], "rollback_on_failure": true, "timeout": "5m"}});
-    let running = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
-        "out",
-        &[arg(stuck.dir.path())],
-        request.to_string().as_bytes(),
-        &build_env(),
+    let running = stuck.start(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "rollback_on_failure": true, "timeout": "5m"}),
     );
     running.wait_for("updated", Duration::from_secs(20));
     assert_eq!(image_of(&k, "default"), "registry.local/api:2");
@@ -672,13 +680,9 @@ fn sigterm_mid_rollout_rolls_back_when_asked() {
     assert_eq!(image_of(&k, "default"), "registry.local/api:1");
 
     // Without rollback_on_failure the rollout is left as it stands, and the log says so.
-    let request =
-        json!({"source": source(&k), "params": {"manifests": ["ci/k8s/app.yml"], "timeout": "5m"}});
-    let running = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
-        "out",
-        &[arg(stuck.dir.path())],
-        request.to_string().as_bytes(),
-        &build_env(),
+    let running = stuck.start(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "timeout": "5m"}),
     );
     running.wait_for("updated", Duration::from_secs(20));
     let (run, _) = running.terminate();
@@ -922,13 +926,10 @@ fn sigterm_during_the_promotion_rolls_back_and_removes_the_canary() {
         "fake.k8s.io/stall: \"true\"",
         600,
     ));
-    let request = json!({"source": source(&k), "params": {"manifests": ["ci/k8s/app.yml"], "timeout": "5m",
-        "canary": {"steps": [{"weight": 50}]}}});
-    let running = Binary::at(env!("CARGO_BIN_EXE_k8s-deploy")).start(
-        "out",
-        &[arg(stuck.dir.path())],
-        request.to_string().as_bytes(),
-        &build_env(),
+    let running = stuck.start(
+        &k,
+        json!({"manifests": ["ci/k8s/app.yml"], "timeout": "5m",
+        "canary": {"steps": [{"weight": 50}]}}),
     );
     running.wait_for("promoting api-gateway", Duration::from_secs(30));
     running.wait_for("updated", Duration::from_secs(20));
