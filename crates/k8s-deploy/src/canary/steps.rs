@@ -67,9 +67,10 @@ pub(super) async fn target(
             c["image"] = Value::String(reference.clone());
         }
     }
-    let stable = doc
-        .and_then(|d| d["spec"]["replicas"].as_i64())
-        .or_else(|| live["spec"]["replicas"].as_i64())
+    // What serves now (an autoscaler may have moved it from the manifest's count).
+    let stable = live["spec"]["replicas"]
+        .as_i64()
+        .or_else(|| doc.and_then(|d| d["spec"]["replicas"].as_i64()))
         .unwrap_or(1) as i32;
     let canary_name = format!("{name}-canary");
     let of = kube_access::label_value(name);
