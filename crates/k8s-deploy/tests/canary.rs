@@ -327,6 +327,7 @@ fn a_release_that_crash_loops_is_stopped_and_sigterm_mid_canary_removes_it() {
     let line = c
         .put(&system(V2, "bogus"), canary(json!([{"weight": 25}])))
         .failure();
+    eprintln!("{line}");
     assert!(
         line.starts_with("users canary stopped at step 1 (25%): pod users-canary-"),
         "{line}"
@@ -351,6 +352,7 @@ fn a_release_that_crash_loops_is_stopped_and_sigterm_mid_canary_removes_it() {
     let started = Instant::now();
     let (run, took) = running.terminate();
     let line = run.failure();
+    eprintln!("{line} (the step ended {took:?} after SIGTERM)");
     assert_eq!(
         line,
         "aborted by SIGTERM: removed users-canary; the stable Deployment was not changed"
