@@ -107,27 +107,26 @@ impl Cluster {
         }
     }
 
-    /// Server-side applies one object; the kind is found through discovery.
-    pub async fn apply(&self, object: &Value, ns: &str, force: bool) -> anyhow::Result<String> {
-        self.apply_as(object, ns, force, false).await?;
-        let kind = object["kind"].as_str().unwrap_or("");
-        let name = object["metadata"]["name"].as_str().unwrap_or("");
-        Ok(format!("{kind}/{name}"))
-    }
-
-    /// What an apply would leave (`dryRun=All`: the API server defaults and merges, stores
-    /// nothing).
-    pub async fn preview(&self, object: &Value, ns: &str, force: bool) -> anyhow::Result<Value> {
-        self.apply_as(object, ns, force, true).await
-    }
-
-    async fn apply_as(
+    /// What applying a Deployment's manifest would leave (`dryRun=All`: the API server
+    /// defaults and merges, stores nothing), read as the typed Deployment every other read
+    /// gives.
+    pub async fn preview_deployment(
         &self,
-        object: &Value,
+        doc: &Value,
         ns: &str,
         force: bool,
-        dry_run: bool,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<Deployment> {
+        let name = doc["metadata"]["name"].as_str().unwrap_or("");
+        let mut params = PatchParams::apply(MANAGER).dry_run();
+        params.force = force;
+        self.deployments(ns)
+            .patch(name, &params, &Patch::Apply(doc))
+            .await
+            .map_err(|e| anyhow::anyhow!("preview Deployment/{name}: {}", kube_error(&e)))
+    }
+
+    /// Server-side applies one object; the kind is found through discovery.
+    pub async fn apply(&self, object: &Value, ns: &str, force: bool) -> anyhow::Result<String> {
         let api_version = object["apiVersion"].as_str().unwrap_or("");
         let kind = object["kind"].as_str().unwrap_or("");
         let name = object["metadata"]["name"].as_str().unwrap_or("");
@@ -152,15 +151,14 @@ impl Cluster {
         }
         let mut params = PatchParams::apply(MANAGER);
         params.force = force;
-        params.dry_run = dry_run;
-        let applied = api.patch(name, &params, &Patch::Apply(&object)).await.map_err(|e| match &e {
+        api.patch(name, &params, &Patch::Apply(&object)).await.map_err(|e| match &e {
             kube::Error::Api(s) if s.code == 409 => anyhow::anyhow!(
                 "apply {kind}/{name}: {}; set params.force_conflicts: true to take these fields over",
                 one_line(&s.message)
             ),
             _ => anyhow::anyhow!("apply {kind}/{name}: {}", kube_error(&e)),
         })?;
-        Ok(serde_json::to_value(applied)?)
+        Ok(format!("{kind}/{name}"))
     }
 
     /// Sets one container's image with server-side apply, as manager `k8s-deploy` like every

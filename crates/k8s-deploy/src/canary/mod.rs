@@ -71,11 +71,13 @@ async fn changes(cluster: &Cluster, plan: &Plan, name: &str) -> anyhow::Result<b
         .iter()
         .find(|(_, d)| d["kind"] == "Deployment" && d["metadata"]["name"] == name)
     {
-        let preview = cluster.preview(doc, &plan.namespace, plan.force).await?;
-        // Read through the same type as `previous`, so only a real difference differs.
-        let typed: k8s_openapi::api::core::v1::PodTemplateSpec =
-            serde_json::from_value(preview["spec"]["template"].clone())?;
-        template = serde_json::to_value(typed)?;
+        // The same type as `previous`, so only a real difference differs.
+        let preview = cluster
+            .preview_deployment(doc, &plan.namespace, plan.force)
+            .await?;
+        if let Some(spec) = &preview.spec {
+            template = serde_json::to_value(&spec.template)?;
+        }
     }
     for (deployment, container, reference) in &plan.set_images {
         if deployment == name

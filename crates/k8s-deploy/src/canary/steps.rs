@@ -49,7 +49,7 @@ pub(super) async fn target(
         .get(name)
         .await
         .map_err(|e| anyhow::anyhow!("read {name}: {}", kube_error(&e)))?;
-    let live = serde_json::to_value(&live)?;
+    let spec = live.spec.unwrap_or_default();
     let doc = plan
         .manifests
         .iter()
@@ -57,7 +57,7 @@ pub(super) async fn target(
         .map(|(_, d)| d);
     let mut template = match doc {
         Some(d) => d["spec"]["template"].clone(),
-        None => live["spec"]["template"].clone(),
+        None => serde_json::to_value(&spec.template)?,
     };
     for (deployment, container, reference) in &plan.set_images {
         if deployment == name
@@ -68,13 +68,35 @@ pub(super) async fn target(
         }
     }
     // What serves now (an autoscaler may have moved it from the manifest's count).
-    let stable = live["spec"]["replicas"]
-        .as_i64()
-        .or_else(|| doc.and_then(|d| d["spec"]["replicas"].as_i64()))
-        .unwrap_or(1) as i32;
+    let stable = spec
+        .replicas
+        .or_else(|| {
+            doc.and_then(|d| d["spec"]["replicas"].as_i64())
+                .and_then(|r| i32::try_from(r).ok())
+        })
+        .unwrap_or(1);
     let canary_name = format!("{name}-canary");
     let of = kube_access::label_value(name);
-    let mut selector = live["spec"]["selector"].clone();
+    let mut selector = json!({});
+    if let Some(labels) = &spec.selector.match_labels {
+        for (k, v) in labels {
+            selector["matchLabels"][k] = json!(v);
+        }
+    }
+    if let Some(expressions) = &spec.selector.match_expressions {
+        selector["matchExpressions"] = json!(
+            expressions
+                .iter()
+                .map(|e| {
+                    let mut x = json!({"key": e.key, "operator": e.operator});
+                    if let Some(values) = &e.values {
+                        x["values"] = json!(values);
+                    }
+                    x
+                })
+                .collect::<Vec<_>>()
+        );
+    }
     selector["matchLabels"][TRACK] = json!("canary");
     selector["matchLabels"][CANARY_OF] = json!(of);
     template["metadata"]["labels"][TRACK] = json!("canary");
