@@ -279,6 +279,8 @@ pub(crate) async fn release(
         "{}: promoting {}",
         if names.is_empty() {
             "no canary asked for"
+        } else if targets.is_empty() {
+            "no canaried pod template changes"
         } else {
             "canary passed every step"
         },
@@ -312,8 +314,6 @@ pub(crate) async fn release(
     Ok((touched, reached.join(", ")))
 }
 
-/// The canary Deployment of `name`: the new template, the stable selector plus the canary
-/// labels, the readiness gate.
 /// How long a removal waits for the canary's pods to be gone.
 const GONE_WITHIN: Duration = Duration::from_secs(30);
 

@@ -37,6 +37,8 @@ pub(super) struct Stopped {
     pub(super) first_failure: Option<Instant>,
 }
 
+/// The canary Deployment of `name`: the new template, the stable selector plus the canary
+/// labels, the readiness gate.
 pub(super) async fn target(
     cluster: &Cluster,
     plan: &Plan,
