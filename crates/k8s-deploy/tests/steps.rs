@@ -100,6 +100,12 @@ impl Build {
     }
 }
 
+/// A release whose rollout the fake's controller never finishes (the stall is on the
+/// Deployment, not on its template).
+fn stalled(image: &str) -> Build {
+    Build::new(&app(image, "", "fake.k8s.io/stall: \"true\"", 600))
+}
+
 fn image_of(k: &FakeKube, ns: &str) -> String {
     k.get("apps", "v1", "deployments", ns, "api-gateway")
         .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -233,12 +239,7 @@ fn a_stalled_rollout_hits_its_progress_deadline_or_our_timeout() {
     );
 
     let k = fake();
-    let b = Build::new(&app(
-        "registry.local/api:1",
-        "",
-        "fake.k8s.io/stall: \"true\"",
-        600,
-    ));
+    let b = stalled("registry.local/api:1");
     let line = b
         .put(
             &k,
@@ -657,12 +658,7 @@ fn sigterm_mid_rollout_rolls_back_when_asked() {
     good.put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
         .success();
     // The new release never finishes rolling out.
-    let stuck = Build::new(&app(
-        "registry.local/api:2",
-        "",
-        "fake.k8s.io/stall: \"true\"",
-        600,
-    ));
+    let stuck = stalled("registry.local/api:2");
     let running = stuck.start(
         &k,
         json!({"manifests": ["ci/k8s/app.yml"], "rollback_on_failure": true, "timeout": "5m"}),
@@ -920,12 +916,7 @@ fn sigterm_during_the_promotion_rolls_back_and_removes_the_canary() {
         .success();
     // The stable Deployment's rollout never finishes (the stall is on the Deployment, not on
     // its template: the canary rolls out).
-    let stuck = Build::new(&app(
-        "registry.local/api:2",
-        "",
-        "fake.k8s.io/stall: \"true\"",
-        600,
-    ));
+    let stuck = stalled("registry.local/api:2");
     let running = stuck.start(
         &k,
         json!({"manifests": ["ci/k8s/app.yml"], "timeout": "5m",

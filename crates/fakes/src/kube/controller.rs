@@ -139,13 +139,7 @@ fn pods_of<'a>(w: &'a World, ns: &str, rs_name: &str) -> impl Iterator<Item = Va
 /// Pods of a ReplicaSet whose Ready condition is true (container runtime).
 fn ready_pods(w: &World, ns: &str, rs_name: &str) -> i64 {
     pods_of(w, ns, rs_name)
-        .filter(|p| {
-            p["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        .filter(super::kubelet::is_ready)
         .count() as i64
 }
 
@@ -527,13 +521,7 @@ pub fn jobs(world: &Shared) {
             .collect();
         let ready = active
             .iter()
-            .filter(|p| {
-                p["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
+            .filter(|p| super::kubelet::is_ready(p))
             .count();
         let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
         let backoff_limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
@@ -771,12 +759,7 @@ fn endpoints(w: &mut World) -> bool {
             }
             let address = json!({"ip": ip, "targetRef": {"kind": "Pod", "namespace": ns,
                 "name": p["metadata"]["name"], "uid": p["metadata"]["uid"]}});
-            let is_ready = p["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            if is_ready || publish_all {
+            if super::kubelet::is_ready(p) || publish_all {
                 ready.push(address);
             } else {
                 not_ready.push(address);

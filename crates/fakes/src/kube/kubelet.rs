@@ -19,6 +19,15 @@ const OWNED: [&str; 5] = [
     "PodReadyToStartContainers",
 ];
 
+/// Whether the pod's Ready condition is True (what endpoints and availability count).
+pub fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
 /// `status` (as the kubelet computed it from the containers) with the conditions others set
 /// on `current` (the stored pod) kept, and `Ready` judged with the pod's readiness gates.
 pub fn merge(current: &Value, mut status: Value) -> Value {

@@ -757,11 +757,7 @@ impl Runtime {
             .filter(|p| {
                 p["status"]["podIP"].is_string()
                     && p["metadata"]["deletionTimestamp"].is_null()
-                    && p["status"]["conditions"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    && super::kubelet::is_ready(p)
             })
             .collect();
         static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
