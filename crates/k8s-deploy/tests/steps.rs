@@ -937,3 +937,39 @@ fn sigterm_during_the_promotion_rolls_back_and_removes_the_canary() {
             .is_none()
     );
 }
+
+/// A check the API server cannot carry to the pod is a failed check like any other: the
+/// canary stops, quoting what happened. The simulated pods' address (10.0.0.1) answers
+/// nothing here, so this is also the pod that never answers: bounded by the check's 10 s (a
+/// network that refuses at once gives the proxy's error status instead).
+#[test]
+fn a_check_that_cannot_reach_its_pod_stops_the_canary() {
+    let k = fake();
+    Build::new(&app("registry.local/api:1", "", "", 600))
+        .put(&k, json!({"manifests": ["ci/k8s/app.yml"]}))
+        .success();
+    let line = Build::new(&app("registry.local/api:2", "", "", 600))
+        .put(
+            &k,
+            json!({"manifests": ["ci/k8s/app.yml"], "canary": {"steps": [{"weight": 50}], "checks": [{"path": "/health"}]}}),
+        )
+        .failure();
+    assert!(
+        line.starts_with("api-gateway canary stopped at step 1 (50%): check GET /health on pod api-gateway-canary-"),
+        "{line}"
+    );
+    assert!(
+        line.contains(": no answer within 10s (1 failed, budget 0)")
+            || line.contains(", expected 200: "),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("api-gateway still runs the previous release"),
+        "{line}"
+    );
+    assert_eq!(image_of(&k, "default"), "registry.local/api:1");
+    assert!(
+        k.get("apps", "v1", "deployments", "default", "api-gateway-canary")
+            .is_none()
+    );
+}
